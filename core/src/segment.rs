@@ -1,0 +1,175 @@
+//! Archive segments: a contiguous run of records that verifies standalone and chains to its
+//! neighbours.
+//!
+//! `"MOLTSEGM" ‖ u8 version ‖ u32 LE header_len ‖ header ‖ record frames… ‖ sha256[32]`, where
+//! header = `codec::encode(SegmentHeader)`, each frame is as `StoredRecord::write_frame` writes
+//! it, and the trailing digest covers every byte before it. Verification checks the records first
+//! (so damage is reported at its seq) and the trailer last.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{self, Hash};
+use crate::codec::{self, DecodeError, FORMAT_V1, Reader};
+use crate::record::{self, CheckedRecord, FramedRecord, RecordProblem, StoredRecord};
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"MOLTSEGM";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHeader {
+    pub session_key: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// The chain hash of the record before `first_seq` (genesis for seq 1).
+    pub prev_hash: Hash,
+    pub last_hash: Hash,
+    pub count: u64,
+    /// Timestamps of the first and last record, for time-range lookups without decoding.
+    pub first_ts_ms: u64,
+    pub last_ts_ms: u64,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentError {
+    #[error("segment does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("record frame at seq {seq} does not decode: {error}")]
+    Frame { seq: u64, error: DecodeError },
+    #[error("seq {seq}: {problem}")]
+    Record { seq: u64, problem: RecordProblem },
+    #[error("segment header says {expected} records ending at seq {last_seq}, found {actual}")]
+    Count { expected: u64, actual: u64, last_seq: u64 },
+    #[error(
+        "segment's last hash {} differs from its last record's {}",
+        chain::to_hex(expected),
+        chain::to_hex(actual)
+    )]
+    LastHash { expected: Hash, actual: Hash },
+    #[error("segment is of session {actual:?}, expected {expected:?}")]
+    WrongSession { expected: String, actual: String },
+    #[error("segment checksum mismatch: the file is damaged outside its records")]
+    Checksum,
+}
+
+/// Encodes `records` (contiguous, non-empty, each linked to the one before) as a segment.
+pub fn encode(session_key: &str, prev_hash: Hash, records: &[StoredRecord], created_ms: u64) -> Vec<u8> {
+    let first = records.first().expect("a segment holds at least one record");
+    let last = records.last().expect("non-empty");
+    assert_eq!(last.seq - first.seq + 1, records.len() as u64, "segment records must be contiguous");
+    let ts = |r: &StoredRecord| r.decode_header().map(|h| h.ts_ms).unwrap_or(0);
+    let header = SegmentHeader {
+        session_key: session_key.to_owned(),
+        first_seq: first.seq,
+        last_seq: last.seq,
+        prev_hash,
+        last_hash: last.hash,
+        count: records.len() as u64,
+        first_ts_ms: ts(first),
+        last_ts_ms: ts(last),
+        created_ms,
+    };
+    let header_bytes = codec::encode(&header);
+    let size: usize = records.iter().map(StoredRecord::frame_len).sum();
+    let mut out = Vec::with_capacity(8 + 1 + 4 + header_bytes.len() + size);
+    out.extend_from_slice(SEGMENT_MAGIC);
+    out.push(FORMAT_V1);
+    codec::put_framed(&mut out, &header_bytes);
+    for r in records {
+        r.write_frame(&mut out);
+    }
+    let digest = chain::sha256(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// A segment opened for reading: its header, and its frames on demand.
+pub struct SegmentReader<'a> {
+    pub header: SegmentHeader,
+    frames: Reader<'a>,
+    next_seq: u64,
+    whole: &'a [u8],
+}
+
+impl<'a> SegmentReader<'a> {
+    pub fn open(whole: &'a [u8]) -> Result<SegmentReader<'a>, SegmentError> {
+        let bytes = &whole[..whole.len().saturating_sub(32)];
+        let mut r = Reader::new(bytes);
+        if r.take(8).map_err(|_| DecodeError::BadMagic("segment"))? != SEGMENT_MAGIC {
+            return Err(DecodeError::BadMagic("segment").into());
+        }
+        match r.u8()? {
+            FORMAT_V1 => {}
+            v => return Err(DecodeError::UnknownVersion(v).into()),
+        }
+        let header: SegmentHeader = codec::decode(r.framed()?)?;
+        Ok(SegmentReader { next_seq: header.first_seq, header, frames: r, whole })
+    }
+
+    /// Whether the trailing checksum matches (check after reading the frames).
+    pub fn checksum_ok(&self) -> bool {
+        codec::strip_checksum(self.whole).is_some()
+    }
+
+    /// The next frame, or None at the end. The seq is the one the frame should have.
+    pub fn next_frame(&mut self) -> Option<Result<(u64, FramedRecord<'a>), SegmentError>> {
+        if self.frames.is_empty() {
+            return None;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Some(FramedRecord::read(&mut self.frames).map(|f| (seq, f)).map_err(|error| {
+            self.frames = Reader::new(&[]);
+            SegmentError::Frame { seq, error }
+        }))
+    }
+}
+
+/// Summary of a segment that verified standalone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedSegment {
+    pub header: SegmentHeader,
+}
+
+/// Verifies a segment on its own: every record links from `prev_hash`, the count, seq range and
+/// last hash match the header. `visit` sees each checked record (e.g. to fold state).
+pub fn verify(
+    bytes: &[u8],
+    session_key: &str,
+    mut visit: impl FnMut(CheckedRecord, FramedRecord<'_>),
+) -> Result<VerifiedSegment, SegmentError> {
+    let mut reader = SegmentReader::open(bytes)?;
+    let header = reader.header.clone();
+    if header.session_key != session_key {
+        return Err(SegmentError::WrongSession {
+            expected: session_key.to_owned(),
+            actual: header.session_key,
+        });
+    }
+    let mut prev = header.prev_hash;
+    let mut prev_ts = 0;
+    let mut count = 0u64;
+    while let Some(frame) = reader.next_frame() {
+        let (seq, frame) = frame?;
+        let checked = record::check(&prev, seq, prev_ts, &frame)
+            .map_err(|problem| SegmentError::Record { seq, problem })?;
+        prev = checked.hash;
+        prev_ts = checked.header.ts_ms;
+        count += 1;
+        visit(checked, frame);
+    }
+    if count != header.count || header.first_seq + count != header.last_seq + 1 {
+        return Err(SegmentError::Count { expected: header.count, actual: count, last_seq: header.last_seq });
+    }
+    if prev != header.last_hash {
+        return Err(SegmentError::LastHash { expected: header.last_hash, actual: prev });
+    }
+    if !reader.checksum_ok() {
+        return Err(SegmentError::Checksum);
+    }
+    Ok(VerifiedSegment { header })
+}
+
+/// The R2 object key of a segment: `sessions/{key}/segments/{first:020}-{last:020}.seg`.
+pub fn object_key(session_key: &str, first_seq: u64, last_seq: u64) -> String {
+    format!("sessions/{session_key}/segments/{first_seq:020}-{last_seq:020}.seg")
+}

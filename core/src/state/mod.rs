@@ -1,0 +1,287 @@
+//! Session state: the pure fold of the log. `apply` cannot fail; everything that could make an
+//! event unacceptable is decided before it is appended (see `engine`).
+
+mod browser;
+mod outbox;
+mod transcript;
+
+pub use browser::{BrowserState, LastAction, Screenshot, TargetState};
+pub use outbox::{OutboxEntry, OutboxStatus};
+pub use transcript::{TranscriptEntry, TranscriptItem};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{self, Hash};
+use crate::event::{
+    Actor, ChatMessage, DeliveryOutcome, EventBody, EventHeader, EventKind, Lifecycle, Payload, Role,
+};
+use crate::id::EventId;
+
+/// The last applied record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash,
+}
+
+impl Head {
+    /// The head of an empty log: seq 0 and the genesis hash.
+    pub fn genesis(session_key: &str) -> Head {
+        Head { seq: 0, hash: chain::genesis(session_key) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SandboxStatus {
+    /// No sandbox has announced itself.
+    Unknown,
+    Attached {
+        sandbox_id: String,
+        since_ms: u64,
+    },
+    Detached {
+        since_ms: u64,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compaction {
+    pub seq: u64,
+    pub summary: Payload,
+    pub first_kept_seq: u64,
+    pub tokens_before: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenToolCall {
+    pub seq: u64,
+    pub tool: String,
+    pub input: Payload,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Events per kind, indexed by `EventKind::index`.
+    pub by_kind: [u64; 9],
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub compactions: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    pub restores: u64,
+    pub recoveries: u64,
+}
+
+impl Counters {
+    pub fn events(&self) -> u64 {
+        self.by_kind.iter().sum()
+    }
+}
+
+/// Everything the log says about a session, as of `head`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub session_key: String,
+    pub head: Head,
+    pub last_id: Option<EventId>,
+    pub first_ts_ms: u64,
+    pub last_ts_ms: u64,
+    pub agent: Option<String>,
+    /// Entries since the last compaction.
+    pub transcript: Vec<TranscriptEntry>,
+    pub compaction: Option<Compaction>,
+    /// Tool calls without a result yet, by call id.
+    pub open_tool_calls: BTreeMap<String, OpenToolCall>,
+    pub browser: BrowserState,
+    pub sandbox: SandboxStatus,
+    pub model: Option<ModelInfo>,
+    /// Replies waiting for delivery (or dead-lettered), by the seq of their chat message.
+    pub outbox: BTreeMap<u64, OutboxEntry>,
+    pub counters: Counters,
+    /// Seqs whose content a redaction erased, ascending.
+    pub redacted: Vec<u64>,
+}
+
+impl SessionState {
+    pub fn new(session_key: &str) -> SessionState {
+        SessionState {
+            session_key: session_key.to_owned(),
+            head: Head::genesis(session_key),
+            last_id: None,
+            first_ts_ms: 0,
+            last_ts_ms: 0,
+            agent: None,
+            transcript: Vec::new(),
+            compaction: None,
+            open_tool_calls: BTreeMap::new(),
+            browser: BrowserState::default(),
+            sandbox: SandboxStatus::Unknown,
+            model: None,
+            outbox: BTreeMap::new(),
+            counters: Counters::default(),
+            redacted: Vec::new(),
+        }
+    }
+
+    /// Folds one record into the state. Total: every well-formed record has an effect, none fails.
+    /// The caller guarantees the record follows `head` (seq = head.seq + 1), which `record::check`
+    /// and the append engine establish.
+    pub fn apply(&mut self, header: &EventHeader, hash: Hash, body: EventBody) {
+        assert_eq!(header.seq, self.head.seq + 1, "apply out of order");
+        assert_eq!(header.kind, body.kind(), "header kind and body kind differ");
+        let seq = header.seq;
+        let ts_ms = header.ts_ms;
+        if seq == 1 {
+            self.first_ts_ms = ts_ms;
+        }
+        self.last_ts_ms = ts_ms;
+        self.last_id = Some(header.id);
+        self.counters.by_kind[header.kind.index()] += 1;
+
+        match body {
+            EventBody::ChatMessage(m) => self.apply_chat(seq, ts_ms, header.actor, m),
+            EventBody::ToolCall(c) => {
+                self.open_tool_calls.insert(
+                    c.call_id.clone(),
+                    OpenToolCall { seq, tool: c.tool.clone(), input: c.input.clone() },
+                );
+                self.push(
+                    seq,
+                    ts_ms,
+                    header.actor,
+                    TranscriptItem::ToolCall { call_id: c.call_id, tool: c.tool, input: c.input },
+                );
+            }
+            EventBody::ToolResult(r) => {
+                self.open_tool_calls.remove(&r.call_id);
+                self.push(
+                    seq,
+                    ts_ms,
+                    header.actor,
+                    TranscriptItem::ToolResult { call_id: r.call_id, output: r.output, is_error: r.is_error },
+                );
+            }
+            EventBody::BrowserAction(a) => self.browser.apply(seq, ts_ms, a),
+            EventBody::ModelCall(m) => {
+                self.counters.input_tokens += m.input_tokens;
+                self.counters.output_tokens += m.output_tokens;
+                self.model = Some(ModelInfo { provider: m.provider, model: m.model });
+            }
+            EventBody::WebhookReceived(_) => {}
+            EventBody::Lifecycle(l) => self.apply_lifecycle(seq, ts_ms, l),
+            EventBody::DeliveryReceipt(r) => {
+                if let Some(entry) = self.outbox.get_mut(&r.outbox_seq) {
+                    match r.outcome {
+                        DeliveryOutcome::Delivered { .. } => {
+                            self.outbox.remove(&r.outbox_seq);
+                            self.counters.delivered += 1;
+                        }
+                        DeliveryOutcome::Failed { error, retry_at_ms } => {
+                            entry.attempts = r.attempt;
+                            entry.next_attempt_ms = retry_at_ms;
+                            entry.last_error = Some(error);
+                        }
+                        DeliveryOutcome::DeadLettered { error } => {
+                            entry.attempts = r.attempt;
+                            entry.status = OutboxStatus::DeadLettered;
+                            entry.last_error = Some(error);
+                            self.counters.dead_lettered += 1;
+                        }
+                    }
+                }
+            }
+            EventBody::Redaction(r) => self.apply_redaction(r.target_seq),
+        }
+        self.head = Head { seq, hash };
+    }
+
+    fn push(&mut self, seq: u64, ts_ms: u64, actor: Actor, item: TranscriptItem) {
+        self.transcript.push(TranscriptEntry { seq, ts_ms, actor, item });
+    }
+
+    fn apply_chat(&mut self, seq: u64, ts_ms: u64, actor: Actor, m: ChatMessage) {
+        if m.role == Role::Assistant
+            && let Some(channel) = &m.channel
+        {
+            self.outbox.insert(seq, OutboxEntry::new(channel.clone(), m.text.clone(), ts_ms));
+        }
+        self.push(
+            seq,
+            ts_ms,
+            actor,
+            TranscriptItem::Message {
+                role: m.role,
+                author: m.author,
+                channel: m.channel,
+                text: m.text,
+                attachments: m.attachments,
+            },
+        );
+    }
+
+    fn apply_lifecycle(&mut self, seq: u64, ts_ms: u64, l: Lifecycle) {
+        match l {
+            Lifecycle::SessionStarted { agent } => self.agent = agent,
+            Lifecycle::SandboxAttached { sandbox_id } => {
+                self.sandbox = SandboxStatus::Attached { sandbox_id, since_ms: ts_ms }
+            }
+            Lifecycle::SandboxEvicted { reason, .. } => {
+                self.sandbox = SandboxStatus::Detached { since_ms: ts_ms, reason }
+            }
+            Lifecycle::Restored { sandbox_id, .. } => {
+                self.counters.restores += 1;
+                if let Some(sandbox_id) = sandbox_id {
+                    self.sandbox = SandboxStatus::Attached { sandbox_id, since_ms: ts_ms };
+                }
+            }
+            Lifecycle::Compacted { summary, first_kept_seq, tokens_before } => {
+                self.counters.compactions += 1;
+                self.transcript.retain(|e| e.seq >= first_kept_seq);
+                self.compaction = Some(Compaction { seq, summary, first_kept_seq, tokens_before });
+            }
+            Lifecycle::RecoveredFromArchive { .. } => self.counters.recoveries += 1,
+        }
+    }
+
+    /// Erases every piece of content in the state that came from `target`, the same way storing
+    /// the target's skeleton would have: so replaying a redacted log reaches this very state.
+    fn apply_redaction(&mut self, target: u64) {
+        if let Err(at) = self.redacted.binary_search(&target) {
+            self.redacted.insert(at, target);
+        }
+        if let Ok(i) = self.transcript.binary_search_by_key(&target, |e| e.seq) {
+            self.transcript[i].item.redact();
+        }
+        for call in self.open_tool_calls.values_mut().filter(|c| c.seq == target) {
+            call.input = Payload::Redacted;
+        }
+        if let Some(entry) = self.outbox.get_mut(&target) {
+            entry.text = Payload::Redacted;
+        }
+        self.browser.redact(target);
+        if let Some(c) = self.compaction.as_mut().filter(|c| c.seq == target) {
+            c.summary = Payload::Redacted;
+        }
+    }
+
+    /// Number of events applied.
+    pub fn events(&self) -> u64 {
+        self.head.seq
+    }
+
+    pub fn count(&self, kind: EventKind) -> u64 {
+        self.counters.by_kind[kind.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests;

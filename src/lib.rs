@@ -1,0 +1,1 @@
+//! moltlog Worker: the Cloudflare adapter around moltlog-core.
