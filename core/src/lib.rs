@@ -7,6 +7,7 @@
 //! Architecture invariant: nothing in this crate does IO. No clock, no randomness, no async, no
 //! `worker` crate, no `Send` bounds. Time and random bits are arguments (`engine::Now`).
 
+pub mod bundle;
 pub mod chain;
 pub mod codec;
 pub mod dto;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod id;
 pub mod key;
 pub mod record;
+pub mod restore;
 pub mod sample;
 pub mod segment;
 pub mod snapshot;

@@ -169,7 +169,50 @@ pub fn verify(
     Ok(VerifiedSegment { header })
 }
 
-/// The R2 object key of a segment: `sessions/{key}/segments/{first:020}-{last:020}.seg`.
-pub fn object_key(session_key: &str, first_seq: u64, last_seq: u64) -> String {
-    format!("sessions/{session_key}/segments/{first_seq:020}-{last_seq:020}.seg")
+/// The R2 object key of a segment: `sessions/{key}/segments/{first:020}-{last:020}.seg`, or
+/// `….g{generation}.seg` for a segment rewritten after a redaction erased one of its bodies
+/// (keys are never overwritten: the rewrite gets a new key and the old object is deleted).
+pub fn object_key(session_key: &str, first_seq: u64, last_seq: u64, generation: u32) -> String {
+    if generation == 0 {
+        format!("sessions/{session_key}/segments/{first_seq:020}-{last_seq:020}.seg")
+    } else {
+        format!("sessions/{session_key}/segments/{first_seq:020}-{last_seq:020}.g{generation}.seg")
+    }
+}
+
+/// `(first_seq, last_seq, generation)` from a segment's object key (or its file name).
+pub fn parse_object_key(key: &str) -> Option<(u64, u64, u32)> {
+    let name = key.rsplit('/').next()?.strip_suffix(".seg")?;
+    let (range, generation) = match name.split_once(".g") {
+        Some((range, g)) => (range, g.parse().ok()?),
+        None => (name, 0),
+    };
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    (first >= 1 && last >= first).then_some((first, last, generation))
+}
+
+/// The R2 object key of a snapshot: `sessions/{key}/snapshots/{seq:020}.snap`.
+pub fn snapshot_object_key(session_key: &str, seq: u64) -> String {
+    format!("sessions/{session_key}/snapshots/{seq:020}.snap")
+}
+
+/// The seq from a snapshot's object key (or file name).
+pub fn parse_snapshot_key(key: &str) -> Option<u64> {
+    key.rsplit('/').next()?.strip_suffix(".snap")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_round_trip() {
+        let k = object_key("a:b", 1, 1000, 0);
+        assert_eq!(k, "sessions/a:b/segments/00000000000000000001-00000000000000001000.seg");
+        assert_eq!(parse_object_key(&k), Some((1, 1000, 0)));
+        assert_eq!(parse_object_key(&object_key("a", 5, 9, 3)), Some((5, 9, 3)));
+        assert_eq!(parse_object_key("sessions/a/segments/junk.seg"), None);
+        assert_eq!(parse_snapshot_key(&snapshot_object_key("a", 42)), Some(42));
+    }
 }

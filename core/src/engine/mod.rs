@@ -17,7 +17,6 @@ pub use rebuild::{RebuildError, RebuildReport};
 use sha2::{Digest, Sha256};
 
 use crate::chain::Hash;
-use crate::codec;
 use crate::event::{Actor, EventBody, EventHeader};
 use crate::id::IdGen;
 use crate::key::SessionKey;
@@ -147,16 +146,45 @@ impl Engine {
             validate::event(index, req.actor, e, limits)?;
         }
 
-        // Fingerprints identify the content of a request independent of ids and times.
-        let event_fps: Vec<Hash> = req.events.iter().map(fingerprint).collect();
+        // Bodies take their stored form first (large payloads moved to blobs), so that the
+        // fingerprint of an event can be recomputed from the stored record alone (archive
+        // recovery restores event keys that way).
+        let mut blobs = Vec::new();
+        let mut batch_bytes = 0u64;
+        let mut prepared = Vec::with_capacity(n);
+        for (index, e) in req.events.into_iter().enumerate() {
+            let mut body = e.body;
+            let largest = offload::largest_inline(&mut body);
+            if largest as u64 > limits.max_blob_bytes {
+                return Err(AppendError::PayloadTooLarge {
+                    index,
+                    bytes: largest,
+                    max: limits.max_blob_bytes,
+                });
+            }
+            let body_bytes = offload::offload(&mut body, limits.blob_threshold_bytes as usize, &mut blobs);
+            if body_bytes.len() > limits.max_event_bytes as usize {
+                return Err(AppendError::EventTooLarge {
+                    index,
+                    bytes: body_bytes.len(),
+                    max: limits.max_event_bytes,
+                });
+            }
+            batch_bytes += body_bytes.len() as u64;
+            let fp = fingerprint(e.causation, &body_bytes);
+            prepared.push(Prepared { body, body_bytes, fp, causation: e.causation, key: e.idempotency_key });
+        }
+        if batch_bytes > limits.max_batch_bytes {
+            return Err(AppendError::BatchTooLarge { bytes: batch_bytes, max: limits.max_batch_bytes });
+        }
         let batch_fp: Hash = {
             let mut h = Sha256::new();
-            for fp in &event_fps {
-                h.update(fp);
+            for p in &prepared {
+                h.update(p.fp);
             }
             h.finalize().into()
         };
-        if let Some(dup) = self.find_duplicate(store, &req, &event_fps, &batch_fp)? {
+        if let Some(dup) = self.find_duplicate(store, req.idempotency_key.as_deref(), &prepared, &batch_fp)? {
             return Ok(Planned::Duplicate(dup));
         }
 
@@ -171,13 +199,11 @@ impl Engine {
         let mut ids = IdGen::after(self.state.last_id);
         let ts_ms = now.now_ms.max(self.state.last_ts_ms);
         let mut prev = head.hash;
-        let mut blobs = Vec::new();
-        let mut batch_bytes = 0u64;
         let mut commit = CommitBatch { expected_seq: head.seq, ..CommitBatch::default() };
         let mut events = Vec::with_capacity(n);
-        for (index, (e, fp)) in req.events.into_iter().zip(&event_fps).enumerate() {
+        for (index, p) in prepared.into_iter().enumerate() {
             let seq = first_seq + index as u64;
-            if let Some(c) = e.causation
+            if let Some(c) = p.causation
                 && (c == 0 || c >= seq)
             {
                 return Err(AppendError::Invalid {
@@ -185,21 +211,7 @@ impl Engine {
                     reason: format!("causation {c} must name an earlier event (1..{seq})"),
                 });
             }
-            let mut body = e.body;
-            let largest = offload::largest_inline(&mut body);
-            if largest as u64 > limits.max_blob_bytes {
-                return Err(AppendError::PayloadTooLarge {
-                    index,
-                    bytes: largest,
-                    max: limits.max_blob_bytes,
-                });
-            }
-            let size = offload::offload(&mut body, limits.blob_threshold_bytes as usize, &mut blobs);
-            if size > limits.max_event_bytes as usize {
-                return Err(AppendError::EventTooLarge { index, bytes: size, max: limits.max_event_bytes });
-            }
-            batch_bytes += size as u64;
-            if let EventBody::Redaction(r) = &body {
+            if let EventBody::Redaction(r) = &p.body {
                 commit.erasures.push(self.erasure(store, index, seq, r.target_seq, &commit.erasures)?);
             }
             let env = Envelope {
@@ -207,22 +219,19 @@ impl Engine {
                 id: ids.next(ts_ms, now.entropy),
                 ts_ms,
                 actor: req.actor,
-                causation: e.causation,
-                idempotency_key: e.idempotency_key.clone(),
+                causation: p.causation,
+                idempotency_key: p.key.clone(),
             };
-            let (header, rec) = record::seal(&prev, env, &body);
+            let (header, rec) = record::seal_encoded(&prev, env, &p.body, p.body_bytes);
             prev = rec.hash;
-            if let Some(key) = e.idempotency_key {
+            if let Some(key) = p.key {
                 commit.keys.push((
                     key,
-                    KeyEntry { first_seq: seq, last_seq: seq, last_hash: rec.hash, fingerprint: *fp },
+                    KeyEntry { first_seq: seq, last_seq: seq, last_hash: rec.hash, fingerprint: p.fp },
                 ));
             }
             commit.records.push(rec);
-            events.push((header, body));
-        }
-        if batch_bytes > limits.max_batch_bytes {
-            return Err(AppendError::BatchTooLarge { bytes: batch_bytes, max: limits.max_batch_bytes });
+            events.push((header, p.body));
         }
         let last_seq = first_seq + n as u64 - 1;
         if let Some(key) = req.idempotency_key {
@@ -236,8 +245,8 @@ impl Engine {
     fn find_duplicate<S: LogStore>(
         &self,
         store: &S,
-        req: &AppendRequest,
-        event_fps: &[Hash],
+        batch_key: Option<&str>,
+        events: &[Prepared],
         batch_fp: &Hash,
     ) -> Result<Option<AppendOutcome>, AppendError<S::Error>> {
         let dup = |e: &KeyEntry| AppendOutcome {
@@ -246,22 +255,22 @@ impl Engine {
             head: e.last_hash,
             duplicate: true,
         };
-        if let Some(key) = &req.idempotency_key {
+        if let Some(key) = batch_key {
             return match store.lookup_key(key).map_err(AppendError::Store)? {
                 Some(e) if e.fingerprint == *batch_fp => Ok(Some(dup(&e))),
-                Some(_) => Err(AppendError::KeyReused { key: key.clone() }),
+                Some(_) => Err(AppendError::KeyReused { key: key.to_owned() }),
                 None => Ok(None),
             };
         }
         let mut found: Vec<(usize, KeyEntry)> = Vec::new();
         let mut any_new = false;
-        for (index, (e, fp)) in req.events.iter().zip(event_fps).enumerate() {
-            let Some(key) = &e.idempotency_key else {
+        for (index, e) in events.iter().enumerate() {
+            let Some(key) = &e.key else {
                 any_new = true;
                 continue;
             };
             match store.lookup_key(key).map_err(AppendError::Store)? {
-                Some(entry) if entry.fingerprint == *fp => found.push((index, entry)),
+                Some(entry) if entry.fingerprint == e.fp => found.push((index, entry)),
                 Some(_) => return Err(AppendError::KeyReused { key: key.clone() }),
                 None => any_new = true,
             }
@@ -272,7 +281,7 @@ impl Engine {
         // All events must be retries, of one earlier append, in its order.
         let contiguous = found.windows(2).all(|w| w[1].1.first_seq == w[0].1.last_seq + 1);
         if any_new || !contiguous {
-            let key = req.events[*first_index].idempotency_key.clone().unwrap_or_default();
+            let key = events[*first_index].key.clone().unwrap_or_default();
             return Err(AppendError::PartialDuplicate { index: *first_index, key });
         }
         Ok(Some(AppendOutcome { first_seq: first.first_seq, ..dup(last) }))
@@ -356,12 +365,22 @@ impl Engine {
     }
 }
 
-/// The content fingerprint of one event: what makes a retry the same request.
-fn fingerprint(e: &NewEvent) -> Hash {
+/// An event on its way into a plan: its body in stored form and its fingerprint.
+struct Prepared {
+    body: EventBody,
+    body_bytes: Vec<u8>,
+    fp: Hash,
+    causation: Option<u64>,
+    key: Option<String>,
+}
+
+/// The content fingerprint of one event: what makes a retry the same request. Computed from the
+/// stored body bytes, so it can be recomputed from a record (see `store::event_key_entry`).
+pub fn fingerprint(causation: Option<u64>, body_bytes: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update(b"moltlog.idem.v1");
-    h.update(e.causation.unwrap_or(0).to_le_bytes());
-    h.update(codec::encode(&e.body));
+    h.update(causation.unwrap_or(0).to_le_bytes());
+    h.update(body_bytes);
     h.finalize().into()
 }
 

@@ -85,6 +85,14 @@ pub trait LogStore {
     fn prune_snapshots_before(&mut self, seq: u64) -> Result<(), Self::Error>;
 }
 
+/// The idempotency entry an event's own key maps to, recomputed from its stored record (used when
+/// a log is rebuilt from its archive). None when the event has no key.
+pub fn event_key_entry(rec: &StoredRecord, header: &crate::event::EventHeader) -> Option<(String, KeyEntry)> {
+    let key = header.idempotency_key.clone()?;
+    let fingerprint = crate::engine::fingerprint(header.causation, &rec.body);
+    Some((key, KeyEntry { first_seq: rec.seq, last_seq: rec.seq, last_hash: rec.hash, fingerprint }))
+}
+
 /// Reads the single record at `seq`.
 pub fn read_one<S: LogStore + ?Sized>(store: &S, seq: u64) -> Result<Option<StoredRecord>, S::Error> {
     Ok(store.read(seq, 1)?.into_iter().next().filter(|r| r.seq == seq))
