@@ -89,6 +89,22 @@ pub fn iso8601(ms: u64) -> String {
     )
 }
 
+/// Transcript lines, each entry linked to the one before by `parentId`.
+struct Lines {
+    lines: Vec<String>,
+    parent: Option<String>,
+}
+
+impl Lines {
+    fn push(&mut self, id: String, ts_ms: u64, mut entry: Map<String, Value>) {
+        entry.insert("id".into(), id.clone().into());
+        entry.insert("parentId".into(), self.parent.clone().map_or(Value::Null, Value::String));
+        entry.insert("timestamp".into(), iso8601(ts_ms).into());
+        self.lines.push(Value::Object(entry).to_string());
+        self.parent = Some(id);
+    }
+}
+
 fn entry_id(seq: u64) -> String {
     format!("{seq:08x}")
 }
@@ -134,44 +150,26 @@ pub fn render(s: &SessionState) -> Rendered {
         .chain(s.open_tool_calls.iter().map(|(id, c)| (id.as_str(), c.tool.as_str())))
         .collect();
 
-    let mut parent: Option<String> = None;
-    let mut push = |lines: &mut Vec<String>, id: String, ts_ms: u64, mut entry: Map<String, Value>| {
-        entry.insert("id".into(), id.clone().into());
-        entry.insert("parentId".into(), parent.clone().map_or(Value::Null, Value::String));
-        entry.insert("timestamp".into(), iso8601(ts_ms).into());
-        lines.push(Value::Object(entry).to_string());
-        parent = Some(id);
-    };
-    let compaction_at = s.compaction.as_ref().map(|c| c.seq);
-    let mut compaction_written = false;
-    let write_compaction =
-        |lines: &mut Vec<String>, push: &mut dyn FnMut(&mut Vec<String>, String, u64, Map<String, Value>)| {
-            if let Some(c) = &s.compaction {
-                let first_kept =
-                    s.transcript.iter().find(|e| e.seq >= c.first_kept_seq).map(|e| entry_id(e.seq));
-                let mut m = Map::new();
-                m.insert("type".into(), "compaction".into());
-                m.insert("summary".into(), text_of(&c.summary).into());
-                m.insert("firstKeptEntryId".into(), first_kept.map_or(Value::Null, Value::String));
-                m.insert("tokensBefore".into(), c.tokens_before.into());
-                let ts = s.transcript.iter().find(|e| e.seq > c.seq).map_or(s.last_ts_ms, |e| e.ts_ms);
-                push(lines, entry_id(c.seq), ts, m);
-            }
-        };
+    let mut out = Lines { lines, parent: None };
+    let mut compaction_entry = s.compaction.as_ref().map(|c| {
+        let first_kept = s.transcript.iter().find(|e| e.seq >= c.first_kept_seq).map(|e| entry_id(e.seq));
+        let mut m = Map::new();
+        m.insert("type".into(), "compaction".into());
+        m.insert("summary".into(), text_of(&c.summary).into());
+        m.insert("firstKeptEntryId".into(), first_kept.map_or(Value::Null, Value::String));
+        m.insert("tokensBefore".into(), c.tokens_before.into());
+        let ts = s.transcript.iter().find(|e| e.seq > c.seq).map_or(s.last_ts_ms, |e| e.ts_ms);
+        (c.seq, ts, m)
+    });
     for e in &s.transcript {
-        if !compaction_written && compaction_at.is_some_and(|c| e.seq > c) {
-            write_compaction(&mut lines, &mut push);
-            compaction_written = true;
+        // The compaction entry goes where it happened: after the entries it kept.
+        if let Some((seq, ts, m)) = compaction_entry.take_if(|(seq, ..)| e.seq > *seq) {
+            out.push(entry_id(seq), ts, m);
         }
         let message = match &e.item {
             TranscriptItem::Message { role, text, author, .. } => {
-                let role_name = match role {
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                    Role::System => "system",
-                };
                 let mut msg = json!({
-                    "role": role_name,
+                    "role": role.name(),
                     "content": [{"type": "text", "text": text_of(text)}],
                     "timestamp": e.ts_ms,
                 });
@@ -195,10 +193,7 @@ pub fn render(s: &SessionState) -> Rendered {
                 "role": "toolResult",
                 "toolCallId": call_id,
                 "toolName": tool_names.get(call_id.as_str()).copied().unwrap_or(""),
-                "content": [{"type": "text", "text": match output {
-                    Payload::Inline(s) => s.clone(),
-                    other => text_of(other),
-                }}],
+                "content": [{"type": "text", "text": text_of(output)}],
                 "isError": is_error,
                 "timestamp": e.ts_ms,
             }),
@@ -206,11 +201,12 @@ pub fn render(s: &SessionState) -> Rendered {
         let mut m = Map::new();
         m.insert("type".into(), "message".into());
         m.insert("message".into(), message);
-        push(&mut lines, entry_id(e.seq), e.ts_ms, m);
+        out.push(entry_id(e.seq), e.ts_ms, m);
     }
-    if !compaction_written {
-        write_compaction(&mut lines, &mut push);
+    if let Some((seq, ts, m)) = compaction_entry {
+        out.push(entry_id(seq), ts, m);
     }
+    let lines = out.lines;
     let mut jsonl = lines.join("\n");
     jsonl.push('\n');
 
