@@ -30,6 +30,9 @@ pub const SESSION_KEY: &str = "agent:main:telegram:chat:42";
 /// 2026-01-01T00:00:00Z: every fixture time is an offset from it.
 pub const T0: u64 = 1_767_225_600_000;
 
+/// The chain record whose bytes FORMAT.md breaks down field by field.
+const WORKED_EXAMPLE_SEQ: u64 = 4;
+
 fn blessing() -> bool {
     std::env::var("MOLTLOG_BLESS").is_ok_and(|v| v == "1")
 }
@@ -244,3 +247,14 @@ fn segment_verifies_standalone() {
     assert_eq!(manifest["segment"]["object_key"], segment::object_key(SESSION_KEY, h.first_seq, h.last_seq));
 }
 
+#[test]
+fn format_md_worked_example_is_a_real_fixture() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/FORMAT.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("schemas/FORMAT.md exists");
+    let squashed: String = doc.chars().filter(|c| !c.is_whitespace()).collect();
+    for part in ["header", "body"] {
+        let rel = format!("chain/{WORKED_EXAMPLE_SEQ:04}.{part}.bin");
+        let hex = hex::encode(read(&rel));
+        assert!(squashed.contains(&hex), "FORMAT.md's worked example no longer shows {rel}:\n{hex}");
+    }
+}
