@@ -1,1 +1,18 @@
 //! moltlog Worker: the Cloudflare adapter around moltlog-core.
+//!
+//! Pure modules (routes, config, errors, scheduling) build natively and are unit-tested there;
+//! everything that touches the Workers runtime is compiled for wasm32 only.
+
+pub mod api;
+pub mod config;
+pub mod http;
+pub mod schedule;
+
+#[cfg(target_arch = "wasm32")]
+mod directory;
+#[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
+mod rt;
+#[cfg(target_arch = "wasm32")]
+mod session;

@@ -185,14 +185,27 @@ fn body(kind: EventKind, f: &mut Fields<'_>) -> Result<EventBody, DtoError> {
             latency_ms: f.opt("latency_ms", "a non-negative integer")?.unwrap_or(0),
             stop_reason: f.opt("stop_reason", "a string")?,
         }),
-        EventKind::WebhookReceived => EventBody::WebhookReceived(WebhookReceived {
-            source: f.req("source", "a string")?,
-            delivery_id: f.opt("delivery_id", "a string")?,
-            event_type: f.opt("event_type", "a string")?,
-            verified: f.opt("verified", "a boolean")?.unwrap_or(false),
-            content_type: f.opt("content_type", "a string")?.unwrap_or_else(|| "application/json".into()),
-            payload: f.json("payload", true)?,
-        }),
+        EventKind::WebhookReceived => {
+            let content_type: String =
+                f.opt("content_type", "a string")?.unwrap_or_else(|| "application/json".into());
+            // JSON payloads keep the client's JSON text; any other content type carries its text
+            // as a JSON string, stored unquoted (rendered back the same way).
+            let payload = if is_json_type(&content_type) {
+                f.json("payload", true)?
+            } else {
+                Payload::Inline(
+                    f.req("payload", "a string (the payload text, as the content type is not JSON)")?,
+                )
+            };
+            EventBody::WebhookReceived(WebhookReceived {
+                source: f.req("source", "a string")?,
+                delivery_id: f.opt("delivery_id", "a string")?,
+                event_type: f.opt("event_type", "a string")?,
+                verified: f.opt("verified", "a boolean")?.unwrap_or(false),
+                content_type,
+                payload,
+            })
+        }
         EventKind::Lifecycle => EventBody::Lifecycle(lifecycle(f)?),
         EventKind::DeliveryReceipt => EventBody::DeliveryReceipt(DeliveryReceipt {
             outbox_seq: f.req("outbox_seq", "a seq")?,
@@ -204,6 +217,12 @@ fn body(kind: EventKind, f: &mut Fields<'_>) -> Result<EventBody, DtoError> {
             reason: f.req("reason", "a string")?,
         }),
     })
+}
+
+/// Whether a media type carries JSON (`application/json`, `application/vnd.x+json`, …).
+pub fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 fn role(f: &mut Fields<'_>) -> Result<Role, DtoError> {

@@ -134,7 +134,7 @@ fn body_fields(o: &mut Obj, body: &EventBody) {
             o.opt("event_type", w.event_type.as_deref());
             o.put("verified", w.verified);
             o.put("content_type", w.content_type.as_str());
-            o.payload("payload", &w.payload, w.content_type.contains("json"));
+            o.payload("payload", &w.payload, super::input::is_json_type(&w.content_type));
         }
         EventBody::Lifecycle(l) => lifecycle_fields(o, l),
         EventBody::DeliveryReceipt(r) => {

@@ -222,6 +222,7 @@ impl Engine {
                 causation: p.causation,
                 idempotency_key: p.key.clone(),
             };
+            commit.blob_refs.extend(p.body.blob_refs().into_iter().map(|b| (seq, b.clone())));
             let (header, rec) = record::seal_encoded(&prev, env, &p.body, p.body_bytes);
             prev = rec.hash;
             if let Some(key) = p.key {

@@ -27,7 +27,7 @@ fn payloads(body: &mut EventBody) -> Vec<(&mut Payload, String)> {
         EventBody::ChatMessage(m) => vec![(&mut m.text, TEXT.into())],
         EventBody::ToolCall(c) => vec![(&mut c.input, JSON.into())],
         EventBody::ToolResult(r) => vec![(&mut r.output, JSON.into())],
-        EventBody::BrowserAction(a) => vec![(&mut a.detail, TEXT.into()), (&mut a.result, TEXT.into())],
+        EventBody::BrowserAction(a) => vec![(&mut a.detail, TEXT.into()), (&mut a.result, JSON.into())],
         EventBody::WebhookReceived(w) => {
             let ct = w.content_type.clone();
             vec![(&mut w.payload, ct)]

@@ -5,7 +5,14 @@
 //! (call ids, roles, channels, urls), so a replay over redacted records folds to the same state as
 //! the live session did once it applied the redaction event.
 
-use super::{EventBody, Lifecycle, Payload};
+use super::{BlobRef, EventBody, Lifecycle, Payload};
+
+fn blob(p: &Payload) -> Option<&BlobRef> {
+    match p {
+        Payload::Blob(b) => Some(b),
+        _ => None,
+    }
+}
 
 impl EventBody {
     /// Whether the body holds content that a redaction would erase.
@@ -24,6 +31,28 @@ impl EventBody {
             | EventBody::ModelCall(_)
             | EventBody::DeliveryReceipt(_)
             | EventBody::Redaction(_) => false,
+        }
+    }
+
+    /// Every blob the body references (payloads moved to blobs, attachments, screenshots).
+    pub fn blob_refs(&self) -> Vec<&BlobRef> {
+        match self {
+            EventBody::ChatMessage(m) => {
+                blob(&m.text).into_iter().chain(m.attachments.iter().map(|a| &a.blob)).collect()
+            }
+            EventBody::ToolCall(c) => blob(&c.input).into_iter().collect(),
+            EventBody::ToolResult(r) => blob(&r.output).into_iter().collect(),
+            EventBody::BrowserAction(a) => [Some(&a.detail), Some(&a.result), a.screenshot.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(blob)
+                .collect(),
+            EventBody::WebhookReceived(w) => blob(&w.payload).into_iter().collect(),
+            EventBody::Lifecycle(Lifecycle::Compacted { summary, .. }) => blob(summary).into_iter().collect(),
+            EventBody::Lifecycle(_)
+            | EventBody::ModelCall(_)
+            | EventBody::DeliveryReceipt(_)
+            | EventBody::Redaction(_) => vec![],
         }
     }
 

@@ -109,7 +109,7 @@ fn records(prev: Head, n: u64, text_len: usize) -> Vec<StoredRecord> {
 }
 
 fn batch(expected_seq: u64, records: Vec<StoredRecord>) -> CommitBatch {
-    CommitBatch { expected_seq, records, keys: vec![], erasures: vec![] }
+    CommitBatch { expected_seq, records, ..CommitBatch::default() }
 }
 
 fn genesis() -> Head {

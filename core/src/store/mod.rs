@@ -7,6 +7,7 @@ mod memory;
 pub use memory::{MemoryStore, MemoryStoreError};
 
 use crate::chain::Hash;
+use crate::event::BlobRef;
 use crate::record::StoredRecord;
 use crate::state::Head;
 
@@ -38,6 +39,8 @@ pub struct CommitBatch {
     /// Bodies to erase. The store also drops local snapshots at or after each erased seq and
     /// before this batch, since they hold the erased content.
     pub erasures: Vec<Erasure>,
+    /// Blobs the new records reference, by seq (stores may index them; exports list them).
+    pub blob_refs: Vec<(u64, BlobRef)>,
 }
 
 impl CommitBatch {

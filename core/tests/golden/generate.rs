@@ -24,10 +24,9 @@ pub fn pretty(v: &Value) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The R2 key of a snapshot. Core has no function for it (the Worker writes snapshots to R2), so
-/// the documented layout is pinned here.
+/// The R2 key of a snapshot.
 pub fn snapshot_object_key(session_key: &str, seq: u64) -> String {
-    format!("sessions/{session_key}/snapshots/{seq:020}.snap")
+    segment::snapshot_object_key(session_key, seq)
 }
 
 /// Every fixture file, generated from core code alone.
@@ -125,7 +124,7 @@ pub fn all() -> Files {
             "first_seq": first,
             "last_seq": last,
             "created_ms": SEGMENT_CREATED_MS,
-            "object_key": segment::object_key(SESSION_KEY, first, last),
+            "object_key": segment::object_key(SESSION_KEY, first, last, 0),
             "file": "segment.bin",
         },
         "files": checksums,

@@ -244,7 +244,10 @@ fn segment_verifies_standalone() {
     }
     let again = segment::encode(SESSION_KEY, h.prev_hash, &frames, h.created_ms);
     assert!(again == bytes, "segment.bin: re-encoding differs");
-    assert_eq!(manifest["segment"]["object_key"], segment::object_key(SESSION_KEY, h.first_seq, h.last_seq));
+    assert_eq!(
+        manifest["segment"]["object_key"],
+        segment::object_key(SESSION_KEY, h.first_seq, h.last_seq, 0)
+    );
 }
 
 #[test]

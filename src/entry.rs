@@ -1,0 +1,144 @@
+//! The Worker's front door: routes each request, authenticates it, and hands session routes to
+//! the session's Durable Object (`idFromName(key)`).
+
+use moltlog_core::chain;
+use moltlog_core::engine::blob_object_key;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use worker::{Context, Env, Headers, Request, RequestInit, Response, event};
+
+use crate::api::route::{self, Method, Route, SessionRoute};
+use crate::http::ApiError;
+use crate::rt;
+use crate::session::config_from_env;
+
+pub const SESSIONS_BINDING: &str = "SESSIONS";
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    match handle(&mut req, &env).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            if e.status >= 500 {
+                worker::console_error!("moltlog: {e}");
+            }
+            rt::error_response(&e)
+        }
+    }
+}
+
+async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let method = Method::parse(req.method().as_ref());
+    let path = req.path();
+    let route = route::parse(method, &path)?;
+    match route {
+        Route::Health => Ok(rt::json(200, &health())?),
+        Route::ListSessions => {
+            let query = req.url()?.query().unwrap_or("").to_owned();
+            crate::directory::list(env, &query).await
+        }
+        Route::GetBlob(hex) => get_blob(env, &hex).await,
+        Route::Session(key, SessionRoute::PutBlob) => put_blob(req, env, key.as_str()).await,
+        Route::Session(key, _) => {
+            // Until access control is configured, appends are the runtime's.
+            let actor = "runtime";
+            forward(req, env, key.as_str(), Some(actor)).await
+        }
+        Route::TestHarness(what) => test_route(req, env, &what).await,
+    }
+}
+
+fn health() -> serde_json::Value {
+    json!({
+        "ok": true,
+        "service": "moltlog",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build": {
+            "git": option_env!("MOLTLOG_GIT_SHA").unwrap_or("unknown"),
+            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+            "test_harness": cfg!(feature = "test-harness"),
+            "format_version": moltlog_core::codec::FORMAT_V1,
+        },
+    })
+}
+
+/// Passes the request to the session's Durable Object with the routed key (and the actor, for
+/// appends) in headers the client cannot set.
+async fn forward(req: &mut Request, env: &Env, key: &str, actor: Option<&str>) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    for (k, v) in req.headers().entries() {
+        if !k.to_ascii_lowercase().starts_with("x-moltlog-") {
+            headers.append(&k, &v)?;
+        }
+    }
+    headers.set(rt::KEY_HEADER, key)?;
+    if let Some(a) = actor {
+        headers.set(rt::ACTOR_HEADER, a)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
+        init.with_body(req.inner().body().map(Into::into));
+    }
+    let inner = Request::new_with_init(&req.url()?.to_string(), &init)?;
+    let stub = env.durable_object(SESSIONS_BINDING)?.id_from_name(key)?.get_stub()?;
+    Ok(stub.fetch_with_request(inner).await?)
+}
+
+async fn get_blob(env: &Env, hex: &str) -> Result<Response, ApiError> {
+    let sha = chain::from_hex(hex)
+        .ok_or_else(|| ApiError::bad_request("bad_blob_id", "a blob id is 64 hex digits"))?;
+    let bucket = env.bucket(rt::BUCKET)?;
+    let Some(obj) = bucket.get(blob_object_key(&sha)).execute().await? else {
+        return Err(ApiError::new(404, "no_such_blob", format!("no blob {hex}")));
+    };
+    let content_type = obj.http_metadata().content_type.unwrap_or_else(|| "application/octet-stream".into());
+    let body = obj.body().ok_or_else(|| ApiError::internal("blob has no body"))?.bytes().await?;
+    Ok(rt::bytes_response(body, &content_type)?)
+}
+
+/// `POST /v1/sessions/{key}/blobs`: stores an attachment, answers its reference.
+async fn put_blob(req: &mut Request, env: &Env, _key: &str) -> Result<Response, ApiError> {
+    let cfg = config_from_env(env);
+    let content_type =
+        req.headers().get("content-type")?.unwrap_or_else(|| "application/octet-stream".into());
+    let bytes = req.bytes().await?;
+    if bytes.len() as u64 > cfg.limits.max_blob_bytes {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("blob is {} bytes; at most {} are allowed", bytes.len(), cfg.limits.max_blob_bytes),
+        ));
+    }
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let len = bytes.len() as u64;
+    let bucket = env.bucket(rt::BUCKET)?;
+    rt::put_if_absent(&bucket, &blob_object_key(&sha), bytes, &content_type).await?;
+    Ok(rt::json(201, &json!({"sha256": chain::to_hex(&sha), "len": len, "content_type": content_type}))?)
+}
+
+#[cfg(feature = "test-harness")]
+async fn test_route(req: &mut Request, env: &Env, what: &str) -> Result<Response, ApiError> {
+    let parts: Vec<&str> = what.split('/').collect();
+    match parts.as_slice() {
+        ["conformance"] => forward(req, env, "test:conformance", None).await,
+        ["sessions", key, _op] => forward(req, env, key, None).await,
+        ["r2"] => {
+            let url = req.url()?;
+            let prefix = url
+                .query_pairs()
+                .find(|(k, _)| k == "prefix")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let objects = rt::list_all(&env.bucket(rt::BUCKET)?, &prefix).await?;
+            let list: Vec<_> = objects.into_iter().map(|(k, s)| json!({"key": k, "size": s})).collect();
+            Ok(rt::json(200, &json!({"objects": list}))?)
+        }
+        _ => Err(ApiError::new(404, "not_found", "unknown test route")),
+    }
+}
+
+#[cfg(not(feature = "test-harness"))]
+async fn test_route(_req: &mut Request, _env: &Env, what: &str) -> Result<Response, ApiError> {
+    Err(ApiError::new(404, "not_found", format!("no such route: /__test/{what}")))
+}

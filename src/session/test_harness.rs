@@ -1,0 +1,49 @@
+//! Test-only routes (feature `test-harness`; production builds do not contain them): run the
+//! store conformance suite against real Durable Object SQLite, and simulate lost memory or
+//! lost storage.
+
+use moltlog_core::key::SessionKey;
+use moltlog_core::store::conformance;
+use serde_json::json;
+use worker::Response;
+
+use super::SessionDO;
+use super::sql_store::SqlStore;
+use crate::http::ApiError;
+use crate::rt;
+
+pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Result<Response, ApiError> {
+    let op = what.rsplit('/').next().unwrap_or("");
+    match op {
+        "conformance" => {
+            let storage = so.state.storage();
+            *so.live.borrow_mut() = None;
+            let mut fresh = || {
+                let s = SqlStore::open(&storage).expect("open store");
+                s.wipe().expect("wipe store");
+                SqlStore::open(&storage).expect("reopen store")
+            };
+            let result = conformance::run(&mut fresh);
+            fresh();
+            match result {
+                Ok(passed) => Ok(rt::json(200, &json!({"ok": true, "passed": passed}))?),
+                Err(f) => Ok(rt::json(200, &json!({"ok": false, "check": f.check, "detail": f.detail}))?),
+            }
+        }
+        // Memory lost: the next request rebuilds from storage.
+        "evict" => {
+            *so.live.borrow_mut() = None;
+            Ok(rt::json(200, &json!({"evicted": key.as_str()}))?)
+        }
+        // Storage lost: the next request recovers from the R2 archive.
+        "wipe" => {
+            *so.live.borrow_mut() = None;
+            SqlStore::open(&so.state.storage())
+                .and_then(|s| s.wipe())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            so.state.storage().delete_alarm().await?;
+            Ok(rt::json(200, &json!({"wiped": key.as_str()}))?)
+        }
+        _ => Err(ApiError::new(404, "not_found", format!("unknown test operation {op:?}"))),
+    }
+}
