@@ -14,11 +14,6 @@ use crate::rt;
 const MAX_ATTEMPTS: u32 = 8;
 
 pub(super) async fn handle(so: &SessionDO, req: &mut Request, actor: Actor) -> Result<Response, ApiError> {
-    if let Some(ct) = req.headers().get("content-type")?
-        && !ct.to_ascii_lowercase().contains("json")
-    {
-        return Err(ApiError::new(415, "unsupported_media_type", format!("send application/json, not {ct}")));
-    }
     let max = so.cfg.max_request_bytes;
     if let Some(len) = req.headers().get("content-length")?.and_then(|l| l.parse::<u64>().ok())
         && len > max
