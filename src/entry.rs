@@ -80,7 +80,7 @@ async fn forward(req: &mut Request, env: &Env, key: &str, actor: Option<&str>) -
     if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    let inner = Request::new_with_init(&req.url()?.to_string(), &init)?;
+    let inner = Request::new_with_init(req.url()?.as_ref(), &init)?;
     let stub = env.durable_object(SESSIONS_BINDING)?.id_from_name(key)?.get_stub()?;
     Ok(stub.fetch_with_request(inner).await?)
 }

@@ -26,6 +26,8 @@ pub struct Work {
     pub failures: u32,
     /// The earliest outbox or subscription delivery due, if any.
     pub deliveries_due_ms: Option<u64>,
+    /// When the session was created: the time trigger of the first snapshot counts from here.
+    pub created_ms: u64,
 }
 
 impl Work {
@@ -68,7 +70,8 @@ fn snapshot_at(c: &Config, w: &Work) -> Option<u64> {
     if w.since_snapshot() >= w.snapshot_interval(c) {
         return Some(0);
     }
-    Some(w.last_snapshot_ms + c.snapshot_every_ms)
+    let since = if w.last_snapshot_ms == 0 { w.created_ms } else { w.last_snapshot_ms };
+    Some(since + c.snapshot_every_ms)
 }
 
 pub fn directory_due(w: &Work, now_ms: u64) -> bool {
@@ -152,6 +155,19 @@ mod tests {
         let big = Work { last_snapshot_len: 256 * 1000, ..w.clone() };
         assert!(!snapshot_due(&cfg(), &big, 1));
         assert!(snapshot_due(&cfg(), &big, 5000), "time still triggers it");
+    }
+
+    #[test]
+    fn the_first_snapshot_waits_for_its_time() {
+        let w = Work {
+            head_seq: 1,
+            archived_seq: 1,
+            directory_synced_seq: 1,
+            created_ms: 10_000,
+            ..Work::default()
+        };
+        assert!(!snapshot_due(&cfg(), &w, 10_001));
+        assert!(snapshot_due(&cfg(), &w, 15_000));
     }
 
     #[test]

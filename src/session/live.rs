@@ -49,6 +49,7 @@ impl Live {
             directory_synced_ms: self.work.directory_synced_ms,
             failures: self.work.failures,
             deliveries_due_ms: self.work.deliveries_due_ms,
+            created_ms: self.created_ms,
         };
         Ok(())
     }

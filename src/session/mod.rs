@@ -161,8 +161,7 @@ impl SessionDO {
         let storage = self.state.storage();
         let env = self.env.clone();
         let cfg = self.cfg.clone();
-        let loaded = self
-            .state
+        self.state
             .block_concurrency_while(async move {
                 if slot.borrow().is_some() {
                     return Ok(Ok(true));
@@ -177,8 +176,7 @@ impl SessionDO {
                 })
             })
             .await
-            .map_err(|e| ApiError::internal(format!("loading the session failed: {e}")))?;
-        loaded
+            .map_err(|e| ApiError::internal(format!("loading the session failed: {e}")))?
     }
 }
 
@@ -205,9 +203,14 @@ async fn load(
         // archive in R2 survived.
         let bucket = env.bucket(rt::BUCKET)?;
         recovered = recover::from_archive(&store, &bucket, &key).await?;
-        let now = rt::now_ms();
         let sql_err = |e: sql_store::SqlError| ApiError::internal(e.to_string());
-        store.set_meta("created_ms", &now.to_string()).map_err(sql_err)?;
+        // A recovered session was created when its first event was.
+        let first_ts = moltlog_core::store::read_one(&store, 1)
+            .map_err(sql_err)?
+            .and_then(|r| r.decode_header().ok())
+            .map(|h| h.ts_ms);
+        let created = first_ts.unwrap_or_else(rt::now_ms);
+        store.set_meta("created_ms", &created.to_string()).map_err(sql_err)?;
         store.set_meta("session_key", key.as_str()).map_err(sql_err)?;
     }
     let (mut engine, report) = Engine::rebuild(key.clone(), &store, cfg.limits.clone())
@@ -242,5 +245,6 @@ async fn load(
         replayed_on_wake: report.replayed,
     };
     live.refresh_work().map_err(|e| ApiError::internal(e.to_string()))?;
+    live.work.created_ms = created_ms;
     Ok(Some(live))
 }
