@@ -75,6 +75,32 @@ pub struct Worker {
 
 static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
+/// Process groups of running runtimes, killed at exit: a Worker kept in a `static` (shared by the
+/// tests of one file) is never dropped.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+extern "C" fn kill_groups_at_exit() {
+    if let Ok(groups) = GROUPS.lock() {
+        for &g in groups.iter() {
+            // SAFETY: signalling process groups this test process started.
+            unsafe { libc::kill(-g, libc::SIGKILL) };
+        }
+    }
+}
+
+fn register_group(pgid: i32) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registering a plain extern "C" function with atexit.
+    HOOK.call_once(|| unsafe {
+        libc::atexit(kill_groups_at_exit);
+    });
+    GROUPS.lock().unwrap().push(pgid);
+}
+
+fn unregister_group(pgid: i32) {
+    GROUPS.lock().unwrap().retain(|&g| g != pgid);
+}
+
 /// Test defaults: background work runs quickly so tests see it.
 const TEST_VARS: &[(&str, &str)] = &[
     ("ARCHIVE_AFTER_MS", "300"),
@@ -141,7 +167,16 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // If this test process dies without running exit handlers, take wrangler with it.
+        // SAFETY: prctl in the forked child before exec, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().expect("start wrangler dev");
+        register_group(child.id() as i32);
         for pipe in [
             child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
             child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
@@ -190,9 +225,11 @@ impl Worker {
     /// Stops the runtime the hard way (SIGKILL to the whole process group).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let pgid = child.id() as i32;
             // SAFETY: signalling our own child's process group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
             let _ = child.wait();
+            unregister_group(pgid);
         }
     }
 
