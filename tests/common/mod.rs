@@ -138,7 +138,10 @@ impl Worker {
     }
 
     fn spawn(&mut self) {
-        self.port = free_port();
+        // A restart keeps its port, so clients can simply retry the same URL.
+        if self.port == 0 {
+            self.port = free_port();
+        }
         let mut cmd = Command::new(repo().join("node_modules/.bin/wrangler"));
         cmd.arg("dev")
             .arg("--config")
