@@ -1,1 +1,213 @@
-fn main() {}
+//! Figures for the session engine on local workerd (issue "SessionDO"): prints them with the
+//! machine they ran on. A benchmark, not a test: nothing here fails on a slow machine.
+//!
+//! `make bench` (or `cargo bench -p moltlog --bench worker`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Options, Worker, session_key};
+use serde_json::{Value, json};
+
+/// A chat message whose stored record is about 280 bytes.
+fn event(i: usize) -> Value {
+    json!({"kind":"chat_message","role":"user","author":"alice",
+        "text": format!("{i:08} The quick brown fox jumps over the lazy dog while the agent reads the logs and plans its next tool call carefully; {}", "x".repeat(60))})
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &str) -> u16 {
+    agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.as_bytes())
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn fill(w: &Worker, key: &str, total: usize, batch: usize) -> Duration {
+    let a = agent();
+    let url = w.url(&format!("/v1/sessions/{key}/events"));
+    let start = Instant::now();
+    for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
+        let events: Vec<Value> = chunk.iter().map(|&i| event(i)).collect();
+        let status = post(&a, &url, &json!({ "events": events }).to_string());
+        assert_eq!(status, 201, "fill failed");
+    }
+    start.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Single-event appends from `clients` threads: (requests/s, p50, p99).
+fn singles(w: &Worker, key: &str, clients: usize, per_client: usize) -> (f64, Duration, Duration) {
+    let url = w.url(&format!("/v1/sessions/{key}/events"));
+    let start = Instant::now();
+    let mut lat: Vec<Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..clients)
+            .map(|c| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let a = agent();
+                    (0..per_client)
+                        .map(|i| {
+                            let body = event(c * 1_000_000 + i).to_string();
+                            let t = Instant::now();
+                            assert_eq!(post(&a, &url, &body), 201);
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = start.elapsed();
+    lat.sort();
+    ((clients * per_client) as f64 / elapsed.as_secs_f64(), percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024)
+        })
+        .unwrap_or(0);
+    format!("{cpu}, {cores} cores, {mem} GiB RAM")
+}
+
+/// RSS of the workerd processes of this runtime, in MiB (peak and current).
+fn workerd_rss(port: u16) -> (u64, u64) {
+    let mut peak = 0;
+    let mut now = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = entry.path();
+        let Ok(cmd) = std::fs::read_to_string(p.join("cmdline")) else { continue };
+        if cmd.contains("workerd")
+            && cmd.contains(&format!("127.0.0.1:{port}"))
+            && let Ok(status) = std::fs::read_to_string(p.join("status"))
+        {
+            let kb = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            peak += kb("VmHWM:") / 1024;
+            now += kb("VmRSS:") / 1024;
+        }
+    }
+    (peak, now)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo bench --list
+    }
+    common::ensure_built();
+    println!("moltlog session engine on local workerd ({})", machine());
+    let opts = Options { production_intervals: true, ..Options::default() };
+
+    // Batched appends into one session.
+    let w = Worker::start_with(opts.clone());
+    let k = session_key("bench-batch");
+    fill(&w, &k, 2_000, 100); // warm up
+    let n = 30_000;
+    let t = fill(&w, &k, n, 100);
+    let batched = n as f64 / t.as_secs_f64();
+
+    // Single-event appends at concurrency 8.
+    let k2 = session_key("bench-single");
+    singles(&w, &k2, 8, 20); // warm up
+    let (rps, p50, p99) = singles(&w, &k2, 8, 250);
+
+    // Append cost as the session grows: p50 at ~100 events vs at 50,000.
+    let k3 = session_key("bench-flat");
+    fill(&w, &k3, 100, 100);
+    let (_, small_p50, _) = singles(&w, &k3, 1, 200);
+    fill(&w, &k3, 50_000, 500);
+    let (_, big_p50, _) = singles(&w, &k3, 1, 200);
+    drop(w);
+
+    // Cold rebuild of a 100,000-event session: evicted (memory dropped), then its first request.
+    let w = Worker::start_with(opts);
+    let k4 = session_key("bench-rebuild");
+    fill(&w, &k4, 100_000, 500);
+    let snap = w.post(&format!("/v1/sessions/{k4}/snapshot"), &json!({}));
+    assert_eq!(snap.status, 201);
+    fill(&w, &k4, 500, 500); // a tail after the snapshot, as in life
+    let (_, rss_before) = workerd_rss(w.port);
+    w.post(&format!("/__test/sessions/{k4}/evict"), &json!({}));
+    let t = Instant::now();
+    let info = w.get(&format!("/v1/sessions/{k4}"));
+    let rebuild = t.elapsed();
+    assert_eq!(info.status, 200);
+    let (rss_peak, rss_after) = workerd_rss(w.port);
+    let wasm = w.post(&format!("/__test/sessions/{k4}/memory"), &json!({})).body["wasm_memory_bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    // And from nothing: no snapshot at all, every event replayed.
+    let k5 = session_key("bench-rebuild-full");
+    fill(&w, &k5, 100_000, 500);
+    w.post(&format!("/__test/sessions/{k5}/evict"), &json!({}));
+    let t = Instant::now();
+    assert_eq!(w.get(&format!("/v1/sessions/{k5}")).status, 200);
+    let rebuild_full = t.elapsed();
+
+    println!();
+    println!("| figure | measured | target |");
+    println!("|---|---|---|");
+    println!("| batched appends (100/request, one session) | {batched:.0} events/s | >= 20,000 |");
+    println!("| single-event appends, concurrency 8 | {rps:.0} requests/s | >= 400 |");
+    println!("| single-event latency p50 / p99 | {:.1} / {:.1} ms | p99 <= 50 ms |", ms(p50), ms(p99));
+    println!(
+        "| append p50 at 100 vs 50,000 events | {:.2} / {:.2} ms ({:.2}x) | <= 1.2x |",
+        ms(small_p50),
+        ms(big_p50),
+        ms(big_p50) / ms(small_p50)
+    );
+    println!("| cold rebuild, 100,500 events (snapshot + 500 tail) | {:.0} ms | <= 1,000 ms |", ms(rebuild));
+    println!(
+        "| cold rebuild, 100,000 events, no snapshot | {:.0} ms | (replays everything) |",
+        ms(rebuild_full)
+    );
+    println!(
+        "| isolate wasm memory after the rebuilds (peak) | {:.1} MiB | well under 128 MiB |",
+        wasm as f64 / 1048576.0
+    );
+    println!(
+        "| workerd RSS before / after rebuild (peak) | {rss_before} / {rss_after} ({rss_peak}) MiB | (whole runtime) |"
+    );
+    println!(
+        "| info after rebuild | from snapshot {}, replayed {} | |",
+        info.body["wake"]["from_snapshot"], info.body["wake"]["replayed"]
+    );
+}

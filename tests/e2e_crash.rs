@@ -38,7 +38,9 @@ fn acknowledged_appends_survive_kill_9_exactly_once() {
                     for b in 0..BATCHES {
                         let key = format!("c{c}-b{b}");
                         let events: Vec<_> = (0..PER_BATCH)
-                            .map(|e| json!({"kind":"chat_message","role":"user","text":format!("{key}-e{e}")}))
+                            .map(
+                                |e| json!({"kind":"chat_message","role":"user","text":format!("{key}-e{e}")}),
+                            )
                             .collect();
                         let body = json!({"events": events, "idempotency_key": key}).to_string();
                         let deadline = Instant::now() + Duration::from_secs(90);
@@ -52,7 +54,10 @@ fn acknowledged_appends_survive_kill_9_exactly_once() {
                                 && (resp.status() == 201 || resp.status() == 200)
                             {
                                 let v: serde_json::Value = resp.body_mut().read_json().unwrap();
-                                mine.insert(key.clone(), (v["first_seq"].as_u64().unwrap(), v["last_seq"].as_u64().unwrap()));
+                                mine.insert(
+                                    key.clone(),
+                                    (v["first_seq"].as_u64().unwrap(), v["last_seq"].as_u64().unwrap()),
+                                );
                                 acked.fetch_add(1, Ordering::SeqCst);
                                 break;
                             }
@@ -86,7 +91,11 @@ fn acknowledged_appends_survive_kill_9_exactly_once() {
     for (key, (first, last)) in results.iter().flatten() {
         assert_eq!(last - first + 1, PER_BATCH as u64);
         for (i, seq) in (*first..=*last).enumerate() {
-            assert_eq!(events[(seq - 1) as usize]["text"], format!("{key}-e{i}"), "seq {seq} holds what {key} was acknowledged for");
+            assert_eq!(
+                events[(seq - 1) as usize]["text"],
+                format!("{key}-e{i}"),
+                "seq {seq} holds what {key} was acknowledged for"
+            );
         }
     }
     let v = w.get(&format!("/v1/sessions/{k}/verify")).body;

@@ -62,7 +62,10 @@ fn eviction_and_restarts_keep_every_event_and_the_state() {
     assert_eq!(state(&w, &k), before);
     assert_eq!(w.all_events(&k), events);
     let woke = info(&w, &k);
-    assert_eq!(woke["wake"]["from_snapshot"], *snapshotted["snapshots"]["local"].as_array().unwrap().last().unwrap());
+    assert_eq!(
+        woke["wake"]["from_snapshot"],
+        *snapshotted["snapshots"]["local"].as_array().unwrap().last().unwrap()
+    );
     assert!(woke["wake"]["replayed"].as_u64().unwrap() < 420, "the snapshot shortened the rebuild: {woke:?}");
     assert_eq!(w.get(&format!("/v1/sessions/{k}/verify")).body["ok"], true);
 
@@ -80,10 +83,14 @@ fn the_alarm_archives_segments_and_snapshots_to_r2() {
         let i = info(&w, &k);
         (i["archive"]["archived_seq"] == 450 && !i["snapshots"]["r2"].as_array()?.is_empty()).then_some(i)
     });
-    let objects = w.get(&format!("/__test/r2?prefix=sessions/{k}/")).body["objects"].as_array().unwrap().clone();
+    let objects =
+        w.get(&format!("/__test/r2?prefix=sessions/{k}/")).body["objects"].as_array().unwrap().clone();
     let keys: Vec<&str> = objects.iter().map(|o| o["key"].as_str().unwrap()).collect();
-    let mut ranges: Vec<(u64, u64)> =
-        keys.iter().filter_map(|k| moltlog_core::segment::parse_object_key(k)).map(|(f, l, _)| (f, l)).collect();
+    let mut ranges: Vec<(u64, u64)> = keys
+        .iter()
+        .filter_map(|k| moltlog_core::segment::parse_object_key(k))
+        .map(|(f, l, _)| (f, l))
+        .collect();
     ranges.sort();
     assert_eq!(ranges.first().map(|r| r.0), Some(1));
     assert_eq!(ranges.last().map(|r| r.1), Some(450));
@@ -139,7 +146,6 @@ fn a_session_whose_storage_is_gone_is_recovered_from_r2() {
     assert_eq!(now["browser"], before["browser"]);
     assert_eq!(now["counters"]["recoveries"], 1);
     assert_eq!(w.get(&format!("/v1/sessions/{k}/verify")).body["ok"], true);
-
 }
 
 #[test]

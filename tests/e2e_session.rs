@@ -21,8 +21,11 @@ fn worker() -> &'static Worker {
 fn append_read_and_state_round_trip() {
     let w = worker();
     let k = session_key("roundtrip");
-    let r = w.append(&k, &json!({"kind":"chat_message","role":"user","text":"hi","author":"alice",
-        "channel":{"type":"telegram","chat_id":"42","message_id":"7"}}));
+    let r = w.append(
+        &k,
+        &json!({"kind":"chat_message","role":"user","text":"hi","author":"alice",
+        "channel":{"type":"telegram","chat_id":"42","message_id":"7"}}),
+    );
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!((r.body["first_seq"].as_u64(), r.body["last_seq"].as_u64()), (Some(1), Some(1)));
     let batch = json!({"events": [
@@ -58,7 +61,10 @@ fn append_read_and_state_round_trip() {
     assert_eq!(state["counters"]["input_tokens"], 10);
 
     let page = w.get(&format!("/v1/sessions/{k}/events?after=2&limit=2")).body;
-    assert_eq!(page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(
+        page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
     assert_eq!(page["next_after"], 4);
 
     let v = w.get(&format!("/v1/sessions/{k}/verify")).body;
@@ -73,7 +79,10 @@ fn segment_listing_verifies_with_core() {
     for i in 0..5 {
         assert_eq!(w.append(&k, &chat(&format!("m{i}"))).status, 201);
     }
-    let r = w.get_with(&format!("/v1/sessions/{k}/events?after=2&limit=10"), &[("accept", "application/vnd.moltlog.segment")]);
+    let r = w.get_with(
+        &format!("/v1/sessions/{k}/events?after=2&limit=10"),
+        &[("accept", "application/vnd.moltlog.segment")],
+    );
     assert_eq!(r.status, 200);
     let seg = segment::verify(&r.bytes, &k, |_, _| {}).expect("segment verifies");
     assert_eq!((seg.header.first_seq, seg.header.last_seq), (3, 5));
@@ -109,7 +118,11 @@ fn retries_and_conflicts_under_concurrent_clients() {
         .collect();
     let mut firsts: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     firsts.sort();
-    assert_eq!(firsts, (0..80).map(|i| 1 + 2 * i).collect::<Vec<_>>(), "every batch landed once, contiguously");
+    assert_eq!(
+        firsts,
+        (0..80).map(|i| 1 + 2 * i).collect::<Vec<_>>(),
+        "every batch landed once, contiguously"
+    );
     let events = w.all_events(&k);
     assert_eq!(events.len(), 160);
     let mut texts: Vec<&str> = events.iter().map(|e| e["text"].as_str().unwrap()).collect();
@@ -122,7 +135,9 @@ fn retries_and_conflicts_under_concurrent_clients() {
     let racers: Vec<_> = (0..6)
         .map(|i| {
             let k = k.clone();
-            std::thread::spawn(move || worker().append(&k, &json!({"events":[chat(&format!("race{i}"))], "expected_seq": head})))
+            std::thread::spawn(move || {
+                worker().append(&k, &json!({"events":[chat(&format!("race{i}"))], "expected_seq": head}))
+            })
         })
         .collect();
     let results: Vec<_> = racers.into_iter().map(|h| h.join().unwrap()).collect();
@@ -161,18 +176,42 @@ fn bad_input_gets_clear_errors_and_appends_nothing() {
     assert_error(&raw(b"[]"), 400, "invalid_json");
     assert_error(&raw(&[0xff, 0xfe]), 400, "invalid_json");
     assert_error(&w.append(&k, &json!({"kind":"teleport"})), 400, "unknown_kind");
-    assert_error(&w.append(&k, &json!({"kind":"chat_message","role":"user","text":"x","colour":"red"})), 400, "unknown_field");
-    assert_error(&w.append(&k, &json!({"kind":"chat_message","role":"bot","text":"x"})), 400, "invalid_field");
+    assert_error(
+        &w.append(&k, &json!({"kind":"chat_message","role":"user","text":"x","colour":"red"})),
+        400,
+        "unknown_field",
+    );
+    assert_error(
+        &w.append(&k, &json!({"kind":"chat_message","role":"bot","text":"x"})),
+        400,
+        "invalid_field",
+    );
     assert_error(&w.append(&k, &json!({"kind":"tool_call","tool":"bash"})), 400, "missing_field");
     assert_error(&w.append(&k, &json!({"events":[]})), 400, "empty_batch");
-    assert_error(&w.append(&k, &json!({"kind":"tool_call","call_id":"","tool":"bash"})), 400, "invalid_event");
+    assert_error(
+        &w.append(&k, &json!({"kind":"tool_call","call_id":"","tool":"bash"})),
+        400,
+        "invalid_event",
+    );
     let many: Vec<Value> = (0..1001).map(|i| chat(&i.to_string())).collect();
     assert_error(&w.append(&k, &json!({"events": many})), 413, "too_many_events");
     let huge_author = "a".repeat(1_100_000);
-    assert_error(&w.append(&k, &json!({"kind":"chat_message","role":"user","text":"x","author":huge_author})), 413, "event_too_large");
+    assert_error(
+        &w.append(&k, &json!({"kind":"chat_message","role":"user","text":"x","author":huge_author})),
+        413,
+        "event_too_large",
+    );
     let big = "b".repeat(40 << 20);
-    assert_error(&w.append(&k, &json!({"kind":"chat_message","role":"user","text":big})), 413, "payload_too_large");
-    assert_error(&w.append(&k, &json!({"kind":"delivery_receipt","outbox_seq":1,"attempt":1,"outcome":"delivered"})), 403, "kind_not_allowed");
+    assert_error(
+        &w.append(&k, &json!({"kind":"chat_message","role":"user","text":big})),
+        413,
+        "payload_too_large",
+    );
+    assert_error(
+        &w.append(&k, &json!({"kind":"delivery_receipt","outbox_seq":1,"attempt":1,"outcome":"delivered"})),
+        403,
+        "kind_not_allowed",
+    );
     assert_error(&w.get("/v1/sessions/bad%20key/state"), 400, "bad_session_key");
     assert_error(&w.get(&format!("/v1/sessions/{}/state", "k".repeat(257))), 400, "bad_session_key");
     assert_error(&w.request("PUT", &path, Some(b"{}")), 405, "method_not_allowed");
@@ -200,7 +239,11 @@ fn large_payloads_go_to_blobs_and_come_back() {
     assert_eq!(blob.bytes, text.as_bytes());
     assert_error(&w.get(&format!("/v1/blobs/{}", "0".repeat(64))), 404, "no_such_blob");
 
-    let up = w.post_raw(&format!("/v1/sessions/{k}/blobs"), b"\x89PNG fake image", &[("content-type", "image/png")]);
+    let up = w.post_raw(
+        &format!("/v1/sessions/{k}/blobs"),
+        b"\x89PNG fake image",
+        &[("content-type", "image/png")],
+    );
     assert_eq!(up.status, 201);
     let attach = json!({"kind":"chat_message","role":"user","text":"see attached","attachments":[{"name":"x.png","blob":up.body}]});
     assert_eq!(w.append(&k, &attach).status, 201);
@@ -223,9 +266,11 @@ fn restore_bundle_and_openclaw_layout() {
     let b = w.get(&format!("/v1/sessions/{k}/restore")).body;
     assert_eq!(b["head"]["seq"], 6);
     assert_eq!(b["compaction"]["summary"], "talked about old things");
-    let seqs: Vec<u64> = b["transcript"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> =
+        b["transcript"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![2, 3, 5], "the transcript starts at the first kept entry");
-    let open: Vec<&str> = b["open_tool_calls"].as_array().unwrap().iter().map(|c| c["call_id"].as_str().unwrap()).collect();
+    let open: Vec<&str> =
+        b["open_tool_calls"].as_array().unwrap().iter().map(|c| c["call_id"].as_str().unwrap()).collect();
     assert_eq!(open, vec!["c1", "c2"]);
     assert_eq!(b["browser"]["current_url"], "http://localhost/a");
 
@@ -259,7 +304,13 @@ fn export_bundle_verifies_offline() {
     let Section::Manifest(m) = &sections[0] else { panic!("manifest first") };
     assert_eq!(m.head_seq, 40);
     let mut v = Verifier::new(&k);
-    let snaps: Vec<_> = sections.iter().filter_map(|s| match s { Section::Snapshot(b) => Some(snapshot::decode(b, &k).unwrap()), _ => None }).collect();
+    let snaps: Vec<_> = sections
+        .iter()
+        .filter_map(|s| match s {
+            Section::Snapshot(b) => Some(snapshot::decode(b, &k).unwrap()),
+            _ => None,
+        })
+        .collect();
     assert!(!snaps.is_empty(), "the snapshot is in the bundle");
     for s in &sections {
         if let Section::Segment(bytes) = s {
@@ -276,7 +327,10 @@ fn export_bundle_verifies_offline() {
     }
     let report = v.finish().unwrap();
     assert_eq!(report.records, 40);
-    assert_eq!(moltlog_core::chain::to_hex(&report.head.hash), m.head_hash.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(
+        moltlog_core::chain::to_hex(&report.head.hash),
+        m.head_hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     assert_eq!(report.snapshots_checked as usize, snaps.len());
 }
 

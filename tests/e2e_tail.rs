@@ -21,7 +21,8 @@ struct Tail {
 
 impl Tail {
     fn connect(w: &Worker, key: &str, after: u64) -> Tail {
-        let (ws, resp) = tungstenite::connect(w.ws_url(&format!("/v1/sessions/{key}/tail?after={after}"))).expect("connect tail");
+        let (ws, resp) = tungstenite::connect(w.ws_url(&format!("/v1/sessions/{key}/tail?after={after}")))
+            .expect("connect tail");
         assert_eq!(resp.status().as_u16(), 101);
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -92,7 +93,9 @@ fn backlog_then_live_then_resume_without_gaps_or_duplicates() {
     loop {
         match t.ws.read().unwrap() {
             Message::Text(p) if p.as_str() == "pong" => break,
-            Message::Text(m) => assert!(m.contains(r#""type":"live""#), "only the live marker may come first: {m}"),
+            Message::Text(m) => {
+                assert!(m.contains(r#""type":"live""#), "only the live marker may come first: {m}")
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -132,13 +132,20 @@ pub(super) fn info(so: &SessionDO) -> Result<Response, ApiError> {
 pub(super) fn restore(so: &SessionDO, req: &Request) -> Result<Response, ApiError> {
     let url = req.url()?;
     let format = url.query_pairs().find(|(k, _)| k == "format").map(|(_, v)| v.into_owned());
-    so.with_live(|l| match format.as_deref() {
-        None | Some("json") => Ok(rt::json(200, &restore::bundle_json(l.state()))?),
-        Some("openclaw") => Ok(rt::json(200, &openclaw::render(l.state()).to_json())?),
-        Some(other) => Err(ApiError::bad_request(
+    if let Some(other) = format.as_deref().filter(|f| !matches!(*f, "json" | "openclaw")) {
+        return Err(ApiError::bad_request(
             "bad_query",
             format!("unknown restore format {other:?}; use json or openclaw"),
-        )),
+        ));
+    }
+    so.with_live(|l| {
+        let items = restore::transcript(l.state(), &l.store)
+            .map_err(|e| ApiError::new(500, "corrupt_log", e.to_string()))?;
+        let body = match format.as_deref() {
+            Some("openclaw") => openclaw::render(l.state(), &items).to_json(),
+            _ => restore::bundle_json(l.state(), &items),
+        };
+        Ok(rt::json(200, &body)?)
     })
 }
 

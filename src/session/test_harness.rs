@@ -44,6 +44,15 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
             so.state.storage().delete_alarm().await?;
             Ok(rt::json(200, &json!({"wiped": key.as_str()}))?)
         }
+        // The isolate's wasm linear memory (it never shrinks: this is its peak).
+        "memory" => {
+            use wasm_bindgen::JsCast;
+            let bytes = wasm_bindgen::memory()
+                .dyn_into::<js_sys::WebAssembly::Memory>()
+                .map(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().map(|b| b.byte_length()).unwrap_or(0))
+                .unwrap_or(0);
+            Ok(rt::json(200, &json!({"wasm_memory_bytes": bytes}))?)
+        }
         _ => Err(ApiError::new(404, "not_found", format!("unknown test operation {op:?}"))),
     }
 }

@@ -61,6 +61,8 @@ fn free_port() -> u16 {
 pub struct Options {
     /// `--var NAME:VALUE` overrides (on top of the test defaults).
     pub vars: Vec<(String, String)>,
+    /// Keep the production intervals for background work (benchmarks); tests shorten them.
+    pub production_intervals: bool,
 }
 
 /// A running Worker on workerd.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::output::blob_json;
 use crate::chain;
 use crate::event::Payload;
-use crate::state::{OutboxStatus, SandboxStatus, SessionState, TranscriptItem};
+use crate::state::{OutboxStatus, SandboxStatus, SessionState};
 
 fn payload(p: &Payload, is_json: bool) -> Value {
     match p {
@@ -17,32 +17,6 @@ fn payload(p: &Payload, is_json: bool) -> Value {
 }
 
 pub fn state_json(s: &SessionState) -> Value {
-    let transcript: Vec<Value> = s
-        .transcript
-        .iter()
-        .map(|e| {
-            let mut v = match &e.item {
-                TranscriptItem::Message { role, author, channel, text, attachments } => json!({
-                    "type": "message",
-                    "role": role.name(),
-                    "author": author,
-                    "channel": channel.as_ref().map(|c| json!({"type": c.platform.name(), "chat_id": c.chat_id, "message_id": c.message_id, "thread_id": c.thread_id})),
-                    "text": payload(text, false),
-                    "attachments": attachments.iter().map(|a| json!({"name": a.name, "blob": blob_json(&a.blob)})).collect::<Vec<_>>(),
-                }),
-                TranscriptItem::ToolCall { call_id, tool, input } => {
-                    json!({"type": "tool_call", "call_id": call_id, "tool": tool, "input": payload(input, true)})
-                }
-                TranscriptItem::ToolResult { call_id, output, is_error } => {
-                    json!({"type": "tool_result", "call_id": call_id, "output": payload(output, true), "is_error": is_error})
-                }
-            };
-            v["seq"] = e.seq.into();
-            v["ts_ms"] = e.ts_ms.into();
-            v["actor"] = e.actor.name().into();
-            v
-        })
-        .collect();
     let open_tool_calls: Vec<Value> = s
         .open_tool_calls
         .iter()
@@ -96,7 +70,7 @@ pub fn state_json(s: &SessionState) -> Value {
         "model": s.model.as_ref().map(|m| json!({"provider": m.provider, "model": m.model})),
         "sandbox": sandbox,
         "compaction": s.compaction.as_ref().map(|c| json!({"seq": c.seq, "summary": payload(&c.summary, false), "first_kept_seq": c.first_kept_seq, "tokens_before": c.tokens_before})),
-        "transcript": transcript,
+        "transcript": s.transcript,
         "open_tool_calls": open_tool_calls,
         "browser": browser,
         "outbox": outbox,

@@ -192,10 +192,9 @@ fn redaction_erases_the_body_keeps_the_chain_and_the_state() {
     assert!(!String::from_utf8_lossy(&rec.body).contains("hunter2"));
     let live = w.engine.state().clone();
     assert_eq!(live.redacted, vec![1]);
-    assert!(matches!(
-        &live.transcript[0].item,
-        crate::state::TranscriptItem::Message { text: Payload::Redacted, .. }
-    ));
+    let items = crate::restore::transcript(&live, &w.store).unwrap();
+    assert!(items[0].redacted);
+    assert!(matches!(&items[0].body, EventBody::ChatMessage(m) if m.text == Payload::Redacted));
     assert_eq!(w.rebuilt(), live, "a replay over the skeleton reaches the live state");
     let mut v = crate::verify::Verifier::new(KEY);
     for r in w.store.records() {

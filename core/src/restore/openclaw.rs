@@ -7,9 +7,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Item;
 use crate::chain;
+use crate::event::EventBody;
 use crate::event::{Payload, Role};
-use crate::state::{SessionState, TranscriptItem};
+use crate::state::SessionState;
 
 /// The pi-coding-agent session file version this renders.
 pub const SESSION_FILE_VERSION: u32 = 3;
@@ -126,8 +128,9 @@ fn json_of(p: &Payload) -> Value {
     }
 }
 
-/// Renders the session's transcript since its last compaction.
-pub fn render(s: &SessionState) -> Rendered {
+/// Renders the session's transcript since its last compaction (`items`, from
+/// `restore::transcript`).
+pub fn render(s: &SessionState, items: &[Item]) -> Rendered {
     let agent = agent_id(&s.session_key);
     let sid = session_id(&s.session_key);
     let mut lines: Vec<String> = Vec::new();
@@ -140,11 +143,10 @@ pub fn render(s: &SessionState) -> Rendered {
     });
     lines.push(header.to_string());
 
-    let tool_names: std::collections::BTreeMap<&str, &str> = s
-        .transcript
+    let tool_names: std::collections::BTreeMap<&str, &str> = items
         .iter()
-        .filter_map(|e| match &e.item {
-            TranscriptItem::ToolCall { call_id, tool, .. } => Some((call_id.as_str(), tool.as_str())),
+        .filter_map(|i| match &i.body {
+            EventBody::ToolCall(c) => Some((c.call_id.as_str(), c.tool.as_str())),
             _ => None,
         })
         .chain(s.open_tool_calls.iter().map(|(id, c)| (id.as_str(), c.tool.as_str())))
@@ -152,56 +154,60 @@ pub fn render(s: &SessionState) -> Rendered {
 
     let mut out = Lines { lines, parent: None };
     let mut compaction_entry = s.compaction.as_ref().map(|c| {
-        let first_kept = s.transcript.iter().find(|e| e.seq >= c.first_kept_seq).map(|e| entry_id(e.seq));
+        let first_kept =
+            items.iter().find(|i| i.header.seq >= c.first_kept_seq).map(|i| entry_id(i.header.seq));
         let mut m = Map::new();
         m.insert("type".into(), "compaction".into());
         m.insert("summary".into(), text_of(&c.summary).into());
         m.insert("firstKeptEntryId".into(), first_kept.map_or(Value::Null, Value::String));
         m.insert("tokensBefore".into(), c.tokens_before.into());
-        let ts = s.transcript.iter().find(|e| e.seq > c.seq).map_or(s.last_ts_ms, |e| e.ts_ms);
+        let ts = items.iter().find(|i| i.header.seq > c.seq).map_or(s.last_ts_ms, |i| i.header.ts_ms);
         (c.seq, ts, m)
     });
-    for e in &s.transcript {
+    for item in items {
+        let (seq, ts_ms) = (item.header.seq, item.header.ts_ms);
         // The compaction entry goes where it happened: after the entries it kept.
-        if let Some((seq, ts, m)) = compaction_entry.take_if(|(seq, ..)| e.seq > *seq) {
-            out.push(entry_id(seq), ts, m);
+        if let Some((cseq, ts, m)) = compaction_entry.take_if(|(cseq, ..)| seq > *cseq) {
+            out.push(entry_id(cseq), ts, m);
         }
-        let message = match &e.item {
-            TranscriptItem::Message { role, text, author, .. } => {
+        let message = match &item.body {
+            EventBody::ChatMessage(m) => {
                 let mut msg = json!({
-                    "role": role.name(),
-                    "content": [{"type": "text", "text": text_of(text)}],
-                    "timestamp": e.ts_ms,
+                    "role": m.role.name(),
+                    "content": [{"type": "text", "text": text_of(&m.text)}],
+                    "timestamp": ts_ms,
                 });
-                if *role == Role::Assistant
-                    && let Some(m) = &s.model
+                if m.role == Role::Assistant
+                    && let Some(model) = &s.model
                 {
-                    msg["provider"] = m.provider.clone().into();
-                    msg["model"] = m.model.clone().into();
+                    msg["provider"] = model.provider.clone().into();
+                    msg["model"] = model.model.clone().into();
                 }
-                if let Some(a) = author {
+                if let Some(a) = &m.author {
                     msg["author"] = a.clone().into();
                 }
                 msg
             }
-            TranscriptItem::ToolCall { call_id, tool, input } => json!({
+            EventBody::ToolCall(c) => json!({
                 "role": "assistant",
-                "content": [{"type": "toolCall", "id": call_id, "name": tool, "arguments": json_of(input)}],
-                "timestamp": e.ts_ms,
+                "content": [{"type": "toolCall", "id": c.call_id, "name": c.tool, "arguments": json_of(&c.input)}],
+                "timestamp": ts_ms,
             }),
-            TranscriptItem::ToolResult { call_id, output, is_error } => json!({
+            EventBody::ToolResult(r) => json!({
                 "role": "toolResult",
-                "toolCallId": call_id,
-                "toolName": tool_names.get(call_id.as_str()).copied().unwrap_or(""),
-                "content": [{"type": "text", "text": text_of(output)}],
-                "isError": is_error,
-                "timestamp": e.ts_ms,
+                "toolCallId": r.call_id,
+                "toolName": tool_names.get(r.call_id.as_str()).copied().unwrap_or(""),
+                "content": [{"type": "text", "text": text_of(&r.output)}],
+                "isError": r.is_error,
+                "timestamp": ts_ms,
             }),
+            // Only the three kinds above are in a transcript.
+            _ => continue,
         };
         let mut m = Map::new();
         m.insert("type".into(), "message".into());
         m.insert("message".into(), message);
-        out.push(entry_id(e.seq), e.ts_ms, m);
+        out.push(entry_id(seq), ts_ms, m);
     }
     if let Some((seq, ts, m)) = compaction_entry {
         out.push(entry_id(seq), ts, m);
@@ -210,11 +216,12 @@ pub fn render(s: &SessionState) -> Rendered {
     let mut jsonl = lines.join("\n");
     jsonl.push('\n');
 
-    let provider = s
-        .transcript
+    let provider = items
         .iter()
-        .find_map(|e| match &e.item {
-            TranscriptItem::Message { channel: Some(c), .. } => Some(c.platform.name().to_owned()),
+        .find_map(|i| match &i.body {
+            EventBody::ChatMessage(crate::event::ChatMessage { channel: Some(c), .. }) => {
+                Some(c.platform.name().to_owned())
+            }
             _ => None,
         })
         .or_else(|| s.model.as_ref().map(|m| m.provider.clone()));
@@ -290,7 +297,8 @@ mod tests {
                 )
                 .unwrap();
         }
-        let r = render(engine.state());
+        let items = super::super::transcript(engine.state(), &store).unwrap();
+        let r = render(engine.state(), &items);
         assert_eq!(r.agent_id, "main");
         let lines: Vec<Value> =
             r.files[1].content.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -302,6 +310,6 @@ mod tests {
         for w in lines[1..].windows(2) {
             assert_eq!(w[1]["parentId"], w[0]["id"], "entries form a chain");
         }
-        assert_eq!(render(engine.state()), r, "rendering is deterministic");
+        assert_eq!(render(engine.state(), &items), r, "rendering is deterministic");
     }
 }

@@ -3,20 +3,16 @@
 
 mod browser;
 mod outbox;
-mod transcript;
 
 pub use browser::{BrowserState, LastAction, Screenshot, TargetState};
 pub use outbox::{OutboxEntry, OutboxStatus};
-pub use transcript::{TranscriptEntry, TranscriptItem};
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, Hash};
-use crate::event::{
-    Actor, ChatMessage, DeliveryOutcome, EventBody, EventHeader, EventKind, Lifecycle, Payload, Role,
-};
+use crate::event::{DeliveryOutcome, EventBody, EventHeader, EventKind, Lifecycle, Payload, Role};
 use crate::id::EventId;
 
 /// The last applied record.
@@ -96,8 +92,10 @@ pub struct SessionState {
     pub first_ts_ms: u64,
     pub last_ts_ms: u64,
     pub agent: Option<String>,
-    /// Entries since the last compaction.
-    pub transcript: Vec<TranscriptEntry>,
+    /// Seqs of the chat messages, tool calls and tool results since the last compaction, in
+    /// order. The content stays in the log (see `restore`): a state holds an index, never the
+    /// conversation, so it stays small however long the session grows.
+    pub transcript: Vec<u64>,
     pub compaction: Option<Compaction>,
     /// Tool calls without a result yet, by call id.
     pub open_tool_calls: BTreeMap<String, OpenToolCall>,
@@ -148,27 +146,21 @@ impl SessionState {
         self.counters.by_kind[header.kind.index()] += 1;
 
         match body {
-            EventBody::ChatMessage(m) => self.apply_chat(seq, ts_ms, header.actor, m),
+            EventBody::ChatMessage(m) => {
+                if m.role == Role::Assistant
+                    && let Some(channel) = m.channel
+                {
+                    self.outbox.insert(seq, OutboxEntry::new(channel, m.text, ts_ms));
+                }
+                self.transcript.push(seq);
+            }
             EventBody::ToolCall(c) => {
-                self.open_tool_calls.insert(
-                    c.call_id.clone(),
-                    OpenToolCall { seq, tool: c.tool.clone(), input: c.input.clone() },
-                );
-                self.push(
-                    seq,
-                    ts_ms,
-                    header.actor,
-                    TranscriptItem::ToolCall { call_id: c.call_id, tool: c.tool, input: c.input },
-                );
+                self.open_tool_calls.insert(c.call_id, OpenToolCall { seq, tool: c.tool, input: c.input });
+                self.transcript.push(seq);
             }
             EventBody::ToolResult(r) => {
                 self.open_tool_calls.remove(&r.call_id);
-                self.push(
-                    seq,
-                    ts_ms,
-                    header.actor,
-                    TranscriptItem::ToolResult { call_id: r.call_id, output: r.output, is_error: r.is_error },
-                );
+                self.transcript.push(seq);
             }
             EventBody::BrowserAction(a) => self.browser.apply(seq, ts_ms, a),
             EventBody::ModelCall(m) => {
@@ -204,30 +196,6 @@ impl SessionState {
         self.head = Head { seq, hash };
     }
 
-    fn push(&mut self, seq: u64, ts_ms: u64, actor: Actor, item: TranscriptItem) {
-        self.transcript.push(TranscriptEntry { seq, ts_ms, actor, item });
-    }
-
-    fn apply_chat(&mut self, seq: u64, ts_ms: u64, actor: Actor, m: ChatMessage) {
-        if m.role == Role::Assistant
-            && let Some(channel) = &m.channel
-        {
-            self.outbox.insert(seq, OutboxEntry::new(channel.clone(), m.text.clone(), ts_ms));
-        }
-        self.push(
-            seq,
-            ts_ms,
-            actor,
-            TranscriptItem::Message {
-                role: m.role,
-                author: m.author,
-                channel: m.channel,
-                text: m.text,
-                attachments: m.attachments,
-            },
-        );
-    }
-
     fn apply_lifecycle(&mut self, seq: u64, ts_ms: u64, l: Lifecycle) {
         match l {
             Lifecycle::SessionStarted { agent } => self.agent = agent,
@@ -245,7 +213,7 @@ impl SessionState {
             }
             Lifecycle::Compacted { summary, first_kept_seq, tokens_before } => {
                 self.counters.compactions += 1;
-                self.transcript.retain(|e| e.seq >= first_kept_seq);
+                self.transcript.retain(|&s| s >= first_kept_seq);
                 self.compaction = Some(Compaction { seq, summary, first_kept_seq, tokens_before });
             }
             Lifecycle::RecoveredFromArchive { .. } => self.counters.recoveries += 1,
@@ -257,9 +225,6 @@ impl SessionState {
     fn apply_redaction(&mut self, target: u64) {
         if let Err(at) = self.redacted.binary_search(&target) {
             self.redacted.insert(at, target);
-        }
-        if let Ok(i) = self.transcript.binary_search_by_key(&target, |e| e.seq) {
-            self.transcript[i].item.redact();
         }
         for call in self.open_tool_calls.values_mut().filter(|c| c.seq == target) {
             call.input = Payload::Redacted;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::{AppendRequest, Engine, Limits, Now};
+use crate::event::Actor;
 use crate::event::{BrowserActionKind, Platform};
 use crate::key::SessionKey;
 use crate::sample;
@@ -48,7 +49,7 @@ fn compaction_keeps_entries_from_the_first_kept_seq() {
         sample::compacted("sum", 3),
         sample::user("d"),
     ]);
-    assert_eq!(s.transcript.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 5]);
+    assert_eq!(s.transcript, vec![3, 5]);
     let c = s.compaction.unwrap();
     assert_eq!((c.seq, c.first_kept_seq, c.summary), (4, 3, Payload::Inline("sum".into())));
 }
