@@ -94,18 +94,22 @@ pub struct Envelope {
 
 /// Encodes a new event, links it to `prev` and returns its header and stored record.
 pub fn seal(prev: &Hash, env: Envelope, body: &EventBody) -> (EventHeader, StoredRecord) {
-    seal_encoded(prev, env, body, codec::encode(body))
+    let bytes = codec::encode(body);
+    let digest = chain::sha256(&bytes);
+    seal_encoded(prev, env, body, bytes, digest)
 }
 
-/// `seal` for a body already encoded (`body_bytes` must be `codec::encode(body)`).
+/// `seal` for a body already encoded and hashed (`body_bytes` must be `codec::encode(body)`,
+/// `body_sha256` its digest).
 pub fn seal_encoded(
     prev: &Hash,
     env: Envelope,
     body: &EventBody,
     body_bytes: Vec<u8>,
+    body_sha256: Hash,
 ) -> (EventHeader, StoredRecord) {
     debug_assert_eq!(body_bytes, codec::encode(body), "body_bytes must be the body's encoding");
-    let body_sha256 = chain::sha256(&body_bytes);
+    debug_assert_eq!(body_sha256, chain::sha256(&body_bytes), "body_sha256 must be the body's digest");
     let skeleton_sha256 =
         if body.has_content() { chain::sha256(&codec::encode(&body.skeleton())) } else { body_sha256 };
     let header = EventHeader {

@@ -53,6 +53,44 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
                 .unwrap_or(0);
             Ok(rt::json(200, &json!({"wasm_memory_bytes": bytes}))?)
         }
+        // Profiling aids: the engine alone (memory store), or the engine on this object's SQLite.
+        "bench-core" | "bench-sql" | "bench-parse" => {
+            use moltlog_core::store::MemoryStore;
+            use moltlog_core::{Actor, AppendRequest, Engine, Limits, Now};
+            let text = format!(
+                "{} {}",
+                "The quick brown fox jumps over the lazy dog while the agent reads",
+                "x".repeat(120)
+            );
+            let body = serde_json::json!({"events": (0..100).map(|i| json!({"kind":"chat_message","role":"user","author":"alice","text":format!("{i} {text}")})).collect::<Vec<_>>()}).to_string();
+            let k = SessionKey::parse("bench:core").map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut engine = Engine::new(k, Limits::default());
+            let mut mem = MemoryStore::new();
+            let mut sql =
+                SqlStore::open(&so.state.storage()).map_err(|e| ApiError::internal(e.to_string()))?;
+            for i in 0..20u64 {
+                let input = moltlog_core::dto::parse_append(body.as_bytes())?;
+                if op == "bench-parse" {
+                    continue;
+                }
+                let req = AppendRequest {
+                    actor: Actor::Runtime,
+                    events: input.events,
+                    expected_seq: None,
+                    idempotency_key: None,
+                };
+                let now = Now { now_ms: 1_700_000_000_000 + i, entropy: 7 };
+                if op == "bench-core" {
+                    engine.append(&mut mem, req, now).map_err(ApiError::from)?;
+                } else {
+                    engine.append(&mut sql, req, now).map_err(ApiError::from)?;
+                }
+            }
+            if op == "bench-sql" {
+                sql.wipe().map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            Ok(rt::json(200, &json!({"events": engine.head().seq}))?)
+        }
         _ => Err(ApiError::new(404, "not_found", format!("unknown test operation {op:?}"))),
     }
 }

@@ -215,6 +215,11 @@ impl Worker {
         }
     }
 
+    /// The process group of the running runtime (wrangler and its workerd).
+    pub fn pgid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

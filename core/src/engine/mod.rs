@@ -171,8 +171,16 @@ impl Engine {
                 });
             }
             batch_bytes += body_bytes.len() as u64;
-            let fp = fingerprint(e.causation, &body_bytes);
-            prepared.push(Prepared { body, body_bytes, fp, causation: e.causation, key: e.idempotency_key });
+            let body_sha256 = crate::chain::sha256(&body_bytes);
+            let fp = fingerprint(e.causation, &body_sha256);
+            prepared.push(Prepared {
+                body,
+                body_bytes,
+                body_sha256,
+                fp,
+                causation: e.causation,
+                key: e.idempotency_key,
+            });
         }
         if batch_bytes > limits.max_batch_bytes {
             return Err(AppendError::BatchTooLarge { bytes: batch_bytes, max: limits.max_batch_bytes });
@@ -223,7 +231,7 @@ impl Engine {
                 idempotency_key: p.key.clone(),
             };
             commit.blob_refs.extend(p.body.blob_refs().into_iter().map(|b| (seq, b.clone())));
-            let (header, rec) = record::seal_encoded(&prev, env, &p.body, p.body_bytes);
+            let (header, rec) = record::seal_encoded(&prev, env, &p.body, p.body_bytes, p.body_sha256);
             prev = rec.hash;
             if let Some(key) = p.key {
                 commit.keys.push((
@@ -370,18 +378,20 @@ impl Engine {
 struct Prepared {
     body: EventBody,
     body_bytes: Vec<u8>,
+    body_sha256: Hash,
     fp: Hash,
     causation: Option<u64>,
     key: Option<String>,
 }
 
 /// The content fingerprint of one event: what makes a retry the same request. Computed from the
-/// stored body bytes, so it can be recomputed from a record (see `store::event_key_entry`).
-pub fn fingerprint(causation: Option<u64>, body_bytes: &[u8]) -> Hash {
+/// digest of the stored body, so it can be recomputed from any record's header, redacted or not
+/// (see `store::event_key_entry`).
+pub fn fingerprint(causation: Option<u64>, body_sha256: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update(b"moltlog.idem.v1");
     h.update(causation.unwrap_or(0).to_le_bytes());
-    h.update(body_bytes);
+    h.update(body_sha256);
     h.finalize().into()
 }
 

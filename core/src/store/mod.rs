@@ -92,7 +92,7 @@ pub trait LogStore {
 /// a log is rebuilt from its archive). None when the event has no key.
 pub fn event_key_entry(rec: &StoredRecord, header: &crate::event::EventHeader) -> Option<(String, KeyEntry)> {
     let key = header.idempotency_key.clone()?;
-    let fingerprint = crate::engine::fingerprint(header.causation, &rec.body);
+    let fingerprint = crate::engine::fingerprint(header.causation, &header.body_sha256);
     Some((key, KeyEntry { first_seq: rec.seq, last_seq: rec.seq, last_hash: rec.hash, fingerprint }))
 }
 
