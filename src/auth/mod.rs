@@ -6,7 +6,8 @@
 //! needs; [`policy::decide`] turns a route and an [`Identity`] into allow (with the actor appends
 //! are recorded as), 401 or 403.
 //!
-//! Everything here is pure and tested natively.
+//! Everything here is pure and tested natively except [`web`], the Worker glue (headers, JWKS
+//! fetch, the isolate's caches).
 
 pub mod config;
 pub mod jwks;
@@ -15,6 +16,8 @@ pub mod policy;
 pub mod request;
 pub mod scope;
 pub mod token;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod web;
 
 /// Test-only JWT minting with the fixture keys, shared with the end-to-end tests.
 #[cfg(test)]
