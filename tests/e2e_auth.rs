@@ -19,6 +19,12 @@ use moltlog::auth::scope::Scope;
 use moltlog::auth::{Identity, token};
 use serde_json::{Value, json};
 
+/// A Worker with these `--var`s on top of the harness defaults.
+#[allow(clippy::needless_update, reason = "the harness gains options on other branches; keep their defaults")]
+fn start(vars: Vec<(String, String)>) -> Worker {
+    Worker::start_with(Options { vars, ..Options::default() })
+}
+
 fn get(w: &Worker, path: &str, headers: &[(&str, String)]) -> Answer {
     call(w, "GET", path, headers, b"")
 }
@@ -40,7 +46,7 @@ fn access_jwts_tokens_and_the_route_matrix() {
     let k1 = mint::TestKey::load(0, "k1");
     let k2 = mint::TestKey::load(1, "k2");
     let jwks = JwksServer::start(&mint::jwks(&[&k1]));
-    let w = Worker::start_with(Options { vars: auth_vars(&jwks, 1500) });
+    let w = start(auth_vars(&jwks, 1500));
     let now = now_s();
     let good = k1.sign(&mint::claims(now));
 
@@ -248,7 +254,7 @@ fn last_actor_dev(w: &Worker, key: &str) -> String {
 
 #[test]
 fn nothing_configured_fails_closed() {
-    let w = Worker::start_with(Options { vars: vec![("MOLTLOG_DEV_MODE".into(), "0".into())] });
+    let w = start(vec![("MOLTLOG_DEV_MODE".into(), "0".into())]);
     assert_eq!(get(&w, "/healthz", &[]).status, 200);
     for (method, path) in [
         ("GET", "/v1/sessions"),
@@ -261,12 +267,10 @@ fn nothing_configured_fails_closed() {
     let jwt = mint::TestKey::load(0, "k1").sign(&mint::claims(now_s()));
     assert_401(&get(&w, "/v1/sessions", &[access(&jwt)]), "an Access JWT, Access not configured");
     // Misconfigured tokens also fail closed (and say so in the log, without the value).
-    let bad = Worker::start_with(Options {
-        vars: vec![
-            ("MOLTLOG_DEV_MODE".into(), "1".into()),
-            ("MOLTLOG_TOKENS".into(), format!("[{{\"name\":\"a\",\"sha256\":\"{}\"", token::digest_hex("t"))),
-        ],
-    });
+    let bad = start(vec![
+        ("MOLTLOG_DEV_MODE".into(), "1".into()),
+        ("MOLTLOG_TOKENS".into(), format!("[{{\"name\":\"a\",\"sha256\":\"{}\"", token::digest_hex("t"))),
+    ]);
     assert_401(&get(&bad, "/v1/sessions", &[]), "misconfigured, even in dev mode");
     bad.wait_for(5, "the configuration error in the log", || {
         bad.logs().contains("access control is misconfigured").then_some(())
