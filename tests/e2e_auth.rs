@@ -56,6 +56,14 @@ fn access_jwts_tokens_and_the_route_matrix() {
     let key = common::session_key("access");
     assert_eq!(append(&w, &key, &common::chat("from a person"), &[access(&good)]).status, 201);
     assert_eq!(last_actor(&w, &key), "operator");
+    // A foreign page can make a browser send the cookie, but not with a write or a WebSocket.
+    let cookie = ("cookie", format!("CF_Authorization={good}"));
+    let evil = ("origin", "https://evil.example".to_owned());
+    let ws = [("upgrade", "websocket".to_owned()), ("connection", "Upgrade".to_owned())];
+    let cross_site_tail = [cookie.clone(), evil.clone(), ws[0].clone(), ws[1].clone()];
+    assert_401(&get(&w, &format!("/v1/sessions/{key}/tail"), &cross_site_tail), "cross-site WebSocket");
+    assert_401(&append(&w, &key, &common::chat("csrf"), &[cookie.clone(), evil]), "cross-site write");
+    assert_eq!(append(&w, &key, &common::chat("same site"), &[cookie]).status, 201);
 
     // Every forgery and every stale or foreign token is refused alike.
     let with = |f: &dyn Fn(&mut Value)| {

@@ -2,8 +2,9 @@
 //!
 //! `Authorization: Bearer …` wins (a machine behind Access may carry both); then the Access JWT
 //! from `Cf-Access-Jwt-Assertion` (set by Access at the edge), then the `CF_Authorization`
-//! cookie. The cookie is a browser's ambient credential, so an unsafe method with a cookie only
-//! counts when the request is not cross-site (no foreign `Origin`).
+//! cookie. The cookie is a browser's ambient credential that a foreign page can make the browser
+//! send, so it counts cross-site (foreign `Origin`) only where the same-origin policy keeps that
+//! page from seeing the answer: a plain GET or HEAD, not a write, not a WebSocket upgrade.
 
 use moltlog_core::event::Actor;
 
@@ -31,8 +32,8 @@ pub struct Facts<'a> {
     pub access_jwt: Option<&'a str>,
     pub cookie: Option<&'a str>,
     pub origin: Option<&'a str>,
-    /// GET or HEAD.
-    pub safe_method: bool,
+    /// GET or HEAD and not a WebSocket upgrade: a foreign page cannot read the answer.
+    pub cors_protected: bool,
     /// `scheme://host[:port]` of the request URL.
     pub own_origin: &'a str,
 }
@@ -49,7 +50,7 @@ pub fn presented(f: &Facts<'_>) -> Presented {
     if let Some(jwt) = f.access_jwt.map(str::trim).filter(|j| !j.is_empty()) {
         return Presented::AccessJwt(jwt.to_owned());
     }
-    let same_site = f.safe_method || f.origin.is_none_or(|o| o.eq_ignore_ascii_case(f.own_origin));
+    let same_site = f.cors_protected || f.origin.is_none_or(|o| o.eq_ignore_ascii_case(f.own_origin));
     match f.cookie.and_then(|c| cookie(c, ACCESS_COOKIE)) {
         Some(jwt) if same_site => Presented::AccessJwt(jwt.to_owned()),
         _ => Presented::Nothing,
@@ -94,7 +95,7 @@ mod tests {
     const ME: &str = "https://moltlog.example.com";
 
     fn facts() -> Facts<'static> {
-        Facts { own_origin: ME, safe_method: true, ..Facts::default() }
+        Facts { own_origin: ME, cors_protected: true, ..Facts::default() }
     }
 
     #[test]
@@ -125,8 +126,8 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_does_not_authorize_cross_site_writes() {
-        let post = Facts { cookie: Some("CF_Authorization=c.p.s"), safe_method: false, ..facts() };
+    fn the_cookie_does_not_authorize_cross_site_writes_or_websockets() {
+        let post = Facts { cookie: Some("CF_Authorization=c.p.s"), cors_protected: false, ..facts() };
         assert_eq!(presented(&Facts { origin: Some("https://evil.example"), ..post }), Presented::Nothing);
         assert_eq!(presented(&Facts { origin: Some(ME), ..post }), Presented::AccessJwt("c.p.s".into()));
         assert_eq!(presented(&post), Presented::AccessJwt("c.p.s".into()));

@@ -115,7 +115,7 @@ struct Incoming {
     cookie: Option<String>,
     origin: Option<String>,
     dev_actor: Option<String>,
-    safe_method: bool,
+    cors_protected: bool,
     own_origin: String,
     loopback: bool,
 }
@@ -130,7 +130,8 @@ impl Incoming {
             cookie: h.get("cookie")?,
             origin: h.get("origin")?,
             dev_actor: h.get(request::DEV_ACTOR_HEADER)?,
-            safe_method: matches!(req.method(), worker::Method::Get | worker::Method::Head),
+            cors_protected: matches!(req.method(), worker::Method::Get | worker::Method::Head)
+                && !h.get("upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
             own_origin: url.origin().ascii_serialization(),
             loopback: request::is_loopback_host(url.host_str().unwrap_or("")),
         })
@@ -144,7 +145,7 @@ async fn identify(inc: &Incoming, cfg: &AuthConfig) -> Result<Identity, AuthFail
         access_jwt: inc.access_jwt.as_deref(),
         cookie: inc.cookie.as_deref(),
         origin: inc.origin.as_deref(),
-        safe_method: inc.safe_method,
+        cors_protected: inc.cors_protected,
         own_origin: &inc.own_origin,
     };
     let dev = match (cfg.dev_mode, inc.loopback) {
