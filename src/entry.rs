@@ -1,5 +1,6 @@
-//! The Worker's front door: routes each request, authenticates it, and hands session routes to
-//! the session's Durable Object (`idFromName(key)`).
+//! The Worker's front door: routes each request, authorizes it (`auth::web`, by the policy table
+//! in `auth::policy`), and hands session routes to the session's Durable Object
+//! (`idFromName(key)`) with the actor authentication decided.
 
 use moltlog_core::chain;
 use moltlog_core::engine::blob_object_key;
@@ -8,6 +9,7 @@ use sha2::{Digest, Sha256};
 use worker::{Context, Env, Headers, Request, RequestInit, Response, event};
 
 use crate::api::route::{self, Method, Route, SessionRoute};
+use crate::auth;
 use crate::http::ApiError;
 use crate::rt;
 use crate::session::config_from_env;
@@ -22,7 +24,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             if e.status >= 500 {
                 worker::console_error!("moltlog: {e}");
             }
-            rt::error_response(&e)
+            let resp = rt::error_response(&e)?;
+            if e.status == 401 {
+                resp.headers().set("www-authenticate", auth::CHALLENGE)?;
+            }
+            Ok(resp)
         }
     }
 }
@@ -31,6 +37,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let method = Method::parse(req.method().as_ref());
     let path = req.path();
     let route = route::parse(method, &path)?;
+    let actor = auth::web::authorize(req, env, &route).await?;
     match route {
         Route::Health => Ok(rt::json(200, &health())?),
         Route::ListSessions => {
@@ -39,11 +46,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
         }
         Route::GetBlob(hex) => get_blob(env, &hex).await,
         Route::Session(key, SessionRoute::PutBlob) => put_blob(req, env, key.as_str()).await,
-        Route::Session(key, _) => {
-            // Until access control is configured, appends are the runtime's.
-            let actor = "runtime";
-            forward(req, env, key.as_str(), Some(actor)).await
-        }
+        Route::Session(key, _) => forward(req, env, key.as_str(), actor.map(|a| a.name())).await,
         Route::TestHarness(what) => test_route(req, env, &what).await,
     }
 }

@@ -4,6 +4,7 @@
 //! everything that touches the Workers runtime is compiled for wasm32 only.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod schedule;
