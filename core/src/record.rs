@@ -75,6 +75,32 @@ impl<'a> FramedRecord<'a> {
     }
 }
 
+/// Reads back records written one after another with `StoredRecord::write_frame` (as stores
+/// and segments hold them). Stops at the first frame that does not decode.
+pub struct Frames<'a> {
+    reader: Reader<'a>,
+    failed: bool,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(bytes: &'a [u8]) -> Frames<'a> {
+        Frames { reader: Reader::new(bytes), failed: false }
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<FramedRecord<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.reader.is_empty() {
+            return None;
+        }
+        let frame = FramedRecord::read(&mut self.reader);
+        self.failed = frame.is_err();
+        Some(frame)
+    }
+}
+
 impl<'a> From<&'a StoredRecord> for FramedRecord<'a> {
     fn from(r: &'a StoredRecord) -> Self {
         FramedRecord { header: &r.header, hash: &r.hash, redacted: r.redacted, body: &r.body }

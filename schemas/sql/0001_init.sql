@@ -7,14 +7,15 @@ CREATE TABLE IF NOT EXISTS meta (
   v TEXT NOT NULL
 );
 
--- The log. `body` is the full encoded body, or its skeleton once `redacted` = 1.
--- `hash` is the record's chain hash (a cache; verifiers recompute it).
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY,
-  header BLOB NOT NULL,
-  body BLOB NOT NULL,
-  redacted INTEGER NOT NULL DEFAULT 0,
-  hash BLOB NOT NULL
+-- The log, as pages: each row holds the consecutive records first_seq..=last_seq as record
+-- frames (schemas/FORMAT.md §4.1: header, chain hash, redaction flag, body — the body being the
+-- skeleton once redacted), up to about 512 KiB. One append writes one row, not one per event.
+-- last_hash is the chain hash of last_seq (the head, without decoding the page).
+CREATE TABLE IF NOT EXISTS event_pages (
+  first_seq INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  last_hash BLOB NOT NULL,
+  records BLOB NOT NULL
 );
 
 -- Idempotency keys (batch keys and event keys) and what they answered.

@@ -9,6 +9,7 @@ mod append;
 mod background;
 mod export;
 mod live;
+mod pages;
 mod read;
 mod recover;
 pub mod sql_store;

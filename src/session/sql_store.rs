@@ -32,11 +32,11 @@ pub struct SqlStore {
     sql: SqlStorage,
 }
 
-fn int(v: u64) -> V {
+pub(super) fn int(v: u64) -> V {
     V::Integer(i64::try_from(v).expect("seq fits in i64"))
 }
 
-fn as_u64(v: &V) -> Result<u64, SqlError> {
+pub(super) fn as_u64(v: &V) -> Result<u64, SqlError> {
     match v {
         V::Integer(i) if *i >= 0 => Ok(*i as u64),
         V::Float(f) if *f >= 0.0 && f.fract() == 0.0 => Ok(*f as u64),
@@ -44,7 +44,7 @@ fn as_u64(v: &V) -> Result<u64, SqlError> {
     }
 }
 
-fn as_bytes(v: V) -> Result<Vec<u8>, SqlError> {
+pub(super) fn as_bytes(v: V) -> Result<Vec<u8>, SqlError> {
     match v {
         V::Blob(b) => Ok(b),
         V::Null => Ok(Vec::new()),
@@ -52,11 +52,11 @@ fn as_bytes(v: V) -> Result<Vec<u8>, SqlError> {
     }
 }
 
-fn as_hash(v: V) -> Result<Hash, SqlError> {
+pub(super) fn as_hash(v: V) -> Result<Hash, SqlError> {
     as_bytes(v)?.try_into().map_err(|b: Vec<u8>| SqlError(format!("hash column has {} bytes", b.len())))
 }
 
-fn exec(sql: &SqlStorage, q: &str, args: Vec<V>) -> Result<worker::SqlCursor, SqlError> {
+pub(super) fn exec(sql: &SqlStorage, q: &str, args: Vec<V>) -> Result<worker::SqlCursor, SqlError> {
     Ok(sql.exec(q, Some(args))?)
 }
 
@@ -79,7 +79,7 @@ fn insert_rows(sql: &SqlStorage, insert: &str, rows: impl Iterator<Item = Vec<V>
     }
 }
 
-fn rows(sql: &SqlStorage, q: &str, args: Vec<V>) -> Result<Vec<Vec<V>>, SqlError> {
+pub(super) fn rows(sql: &SqlStorage, q: &str, args: Vec<V>) -> Result<Vec<Vec<V>>, SqlError> {
     exec(sql, q, args)?.raw().map(|r| r.map_err(SqlError::from)).collect()
 }
 
@@ -250,7 +250,7 @@ impl SqlStore {
     /// Drops every table (test harness only: simulates a Durable Object that lost its storage).
     #[cfg(feature = "test-harness")]
     pub fn wipe(&self) -> Result<(), SqlError> {
-        for t in ["events", "idem", "snapshot_parts", "segments", "r2_snapshots", "blob_refs", "meta"] {
+        for t in ["event_pages", "idem", "snapshot_parts", "segments", "r2_snapshots", "blob_refs", "meta"] {
             exec(&self.sql, &format!("DROP TABLE IF EXISTS {t}"), vec![])?;
         }
         Ok(())
@@ -267,44 +267,15 @@ pub struct SegmentRow {
     pub stale: bool,
 }
 
-fn head_of(sql: &SqlStorage) -> Result<Option<Head>, SqlError> {
-    let r = rows(sql, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", vec![])?;
-    match r.into_iter().next() {
-        None => Ok(None),
-        Some(row) => {
-            let mut it = row.into_iter();
-            let seq = as_u64(&it.next().unwrap_or(V::Null))?;
-            let hash = as_hash(it.next().unwrap_or(V::Null))?;
-            Ok(Some(Head { seq, hash }))
-        }
-    }
-}
-
 impl LogStore for SqlStore {
     type Error = SqlError;
 
     fn head(&self) -> Result<Option<Head>, SqlError> {
-        head_of(&self.sql)
+        super::pages::head(&self.sql)
     }
 
     fn read(&self, from_seq: u64, limit: u32) -> Result<Vec<StoredRecord>, SqlError> {
-        rows(
-            &self.sql,
-            "SELECT seq, header, body, redacted, hash FROM events WHERE seq >= ? ORDER BY seq LIMIT ?",
-            vec![int(from_seq), int(u64::from(limit))],
-        )?
-        .into_iter()
-        .map(|row| {
-            let mut it = row.into_iter();
-            let mut next = || it.next().unwrap_or(V::Null);
-            let seq = as_u64(&next())?;
-            let header = as_bytes(next())?;
-            let body = as_bytes(next())?;
-            let redacted = as_u64(&next())? != 0;
-            let hash = as_hash(next())?;
-            Ok(StoredRecord { seq, header, body, redacted, hash })
-        })
-        .collect()
+        super::pages::read(&self.sql, from_seq, limit)
     }
 
     fn append(&mut self, batch: &CommitBatch) -> Result<(), CommitError<SqlError>> {
@@ -313,25 +284,12 @@ impl LogStore for SqlStore {
         let batch = batch.clone();
         let result = transaction_sync(&self.raw, move || {
             let err = |e: SqlError| e.0;
-            let head_seq = head_of(&sql).map_err(err)?.map_or(0, |h| h.seq);
+            let head_seq = super::pages::head(&sql).map_err(err)?.map_or(0, |h| h.seq);
             if head_seq != batch.expected_seq {
                 return Ok(Err(head_seq));
             }
             // Multi-row inserts: far fewer crossings into the runtime than one statement a row.
-            insert_rows(
-                &sql,
-                "INSERT INTO events (seq, header, body, redacted, hash) VALUES",
-                batch.records.iter().map(|r| {
-                    vec![
-                        int(r.seq),
-                        V::Blob(r.header.clone()),
-                        V::Blob(r.body.clone()),
-                        int(u64::from(r.redacted)),
-                        V::Blob(r.hash.to_vec()),
-                    ]
-                }),
-            )
-            .map_err(err)?;
+            super::pages::insert(&sql, &batch.records).map_err(err)?;
             insert_rows(
                 &sql,
                 "INSERT INTO idem (key, first_seq, last_seq, last_hash, fingerprint) VALUES",
@@ -355,16 +313,7 @@ impl LogStore for SqlStore {
             )
             .map_err(err)?;
             for e in &batch.erasures {
-                let changed = exec(
-                    &sql,
-                    "UPDATE events SET body = ?, redacted = 1 WHERE seq = ?",
-                    vec![V::Blob(e.skeleton.clone()), int(e.seq)],
-                )
-                .map_err(err)?
-                .rows_written();
-                if changed != 1 {
-                    return Err(format!("erasure of seq {} touched {changed} rows", e.seq));
-                }
+                super::pages::erase(&sql, e.seq, &e.skeleton).map_err(err)?;
                 // Every copy of the erased content goes: local snapshots now, archived segments and
                 // R2 snapshots by the archiver (marked stale here, in the same transaction).
                 exec(

@@ -1,0 +1,130 @@
+//! The log in SQLite as pages: each row holds a run of consecutive records as frames
+//! (`StoredRecord::write_frame`), up to `PAGE_BYTES`. A batch of 100 events is one row write
+//! instead of 100: the Durable Object's SQL cost is per row, and an event's frame is small.
+
+use moltlog_core::StoredRecord;
+use moltlog_core::record::Frames;
+use moltlog_core::state::Head;
+use worker::{SqlStorage, SqlStorageValue as V};
+
+use super::sql_store::{SqlError, as_bytes, as_hash, as_u64, exec, int, rows};
+
+/// A page grows to about this size (a row holds at most 2 MB; one record may exceed it alone,
+/// up to the engine's 1 MiB event limit plus its header).
+pub const PAGE_BYTES: usize = 512 << 10;
+
+/// Pages fetched per query while reading.
+const PAGES_PER_QUERY: u32 = 16;
+
+/// The last record's seq and hash.
+pub fn head(sql: &SqlStorage) -> Result<Option<Head>, SqlError> {
+    let r = rows(sql, "SELECT last_seq, last_hash FROM event_pages ORDER BY first_seq DESC LIMIT 1", vec![])?;
+    match r.into_iter().next() {
+        None => Ok(None),
+        Some(row) => {
+            let mut it = row.into_iter();
+            let seq = as_u64(&it.next().unwrap_or(V::Null))?;
+            let hash = as_hash(it.next().unwrap_or(V::Null))?;
+            Ok(Some(Head { seq, hash }))
+        }
+    }
+}
+
+fn decode_page(first_seq: u64, bytes: &[u8], out: &mut Vec<StoredRecord>, from: u64, limit: usize) -> Result<(), SqlError> {
+    for (i, frame) in Frames::new(bytes).enumerate() {
+        let seq = first_seq + i as u64;
+        let frame = frame.map_err(|e| SqlError(format!("page at seq {first_seq}: record {seq} does not decode: {e}")))?;
+        if seq >= from && out.len() < limit {
+            out.push(frame.to_stored(seq));
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` records from `from` on.
+pub fn read(sql: &SqlStorage, from: u64, limit: u32) -> Result<Vec<StoredRecord>, SqlError> {
+    let limit = limit as usize;
+    let mut out = Vec::new();
+    // The seq the next page must hold: pages are contiguous, so a page starting after it is a hole.
+    let mut expect = from.max(1);
+    while out.len() < limit {
+        let pages = rows(
+            sql,
+            "SELECT first_seq, last_seq, records FROM event_pages WHERE last_seq >= ? ORDER BY first_seq LIMIT ?",
+            vec![int(expect), int(u64::from(PAGES_PER_QUERY))],
+        )?;
+        let fetched = pages.len();
+        for page in pages {
+            let mut it = page.into_iter();
+            let first = as_u64(&it.next().unwrap_or(V::Null))?;
+            let last = as_u64(&it.next().unwrap_or(V::Null))?;
+            let bytes = as_bytes(it.next().unwrap_or(V::Null))?;
+            if first > expect {
+                return Err(SqlError(format!("the log has a hole: no page holds seq {expect}")));
+            }
+            decode_page(first, &bytes, &mut out, expect, limit)?;
+            expect = last + 1;
+            if out.len() >= limit {
+                break;
+            }
+        }
+        if fetched < PAGES_PER_QUERY as usize {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `records` (contiguous) as new pages.
+pub fn insert(sql: &SqlStorage, records: &[StoredRecord]) -> Result<(), SqlError> {
+    let mut start = 0;
+    while start < records.len() {
+        let mut bytes = Vec::new();
+        let mut end = start;
+        while end < records.len() && (end == start || bytes.len() + records[end].frame_len() <= PAGE_BYTES) {
+            records[end].write_frame(&mut bytes);
+            end += 1;
+        }
+        let (first, last) = (&records[start], &records[end - 1]);
+        exec(
+            sql,
+            "INSERT INTO event_pages (first_seq, last_seq, last_hash, records) VALUES (?, ?, ?, ?)",
+            vec![int(first.seq), int(last.seq), V::Blob(last.hash.to_vec()), V::Blob(bytes)],
+        )?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Replaces the body of `seq` by its skeleton (a redaction), rewriting its page.
+pub fn erase(sql: &SqlStorage, seq: u64, skeleton: &[u8]) -> Result<(), SqlError> {
+    let page = rows(
+        sql,
+        "SELECT first_seq, records FROM event_pages WHERE first_seq <= ? AND last_seq >= ?",
+        vec![int(seq), int(seq)],
+    )?;
+    let Some(row) = page.into_iter().next() else {
+        return Err(SqlError(format!("no page holds seq {seq}")));
+    };
+    let mut it = row.into_iter();
+    let first = as_u64(&it.next().unwrap_or(V::Null))?;
+    let bytes = as_bytes(it.next().unwrap_or(V::Null))?;
+    let mut records = Vec::new();
+    decode_page(first, &bytes, &mut records, first, usize::MAX)?;
+    let target = records
+        .iter_mut()
+        .find(|r| r.seq == seq)
+        .ok_or_else(|| SqlError(format!("page at {first} does not hold seq {seq}")))?;
+    target.body = skeleton.to_vec();
+    target.redacted = true;
+    let mut out = Vec::with_capacity(bytes.len());
+    for r in &records {
+        r.write_frame(&mut out);
+    }
+    let written = exec(sql, "UPDATE event_pages SET records = ? WHERE first_seq = ?", vec![V::Blob(out), int(first)])?
+        .rows_written();
+    if written != 1 {
+        return Err(SqlError(format!("erasing seq {seq} rewrote {written} pages")));
+    }
+    Ok(())
+}
