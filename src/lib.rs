@@ -4,9 +4,12 @@
 //! everything that touches the Workers runtime is compiled for wasm32 only.
 
 pub mod api;
+pub mod bridge;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod schedule;
+pub mod sig;
 
 #[cfg(target_arch = "wasm32")]
 mod directory;
