@@ -45,6 +45,12 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
             forward(req, env, key.as_str(), Some(actor)).await
         }
         Route::TestHarness(what) => test_route(req, env, &what).await,
+        // Chat platforms and webhook senders: authenticated by their own signatures.
+        Route::Bridge(platform) => crate::bridge::worker::handle(req, env, platform).await,
+        Route::Hook(name) => crate::hooks::worker::handle(req, env, &name).await,
+        r @ (Route::Subscriptions | Route::Subscription(_)) => {
+            crate::hooks::registry::public(req, env, r).await
+        }
     }
 }
 

@@ -16,6 +16,8 @@ mod directory;
 #[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
+mod net;
+#[cfg(target_arch = "wasm32")]
 mod rt;
 #[cfg(target_arch = "wasm32")]
 mod session;

@@ -20,6 +20,8 @@ pub mod outbound;
 pub mod outbox;
 pub mod slack;
 pub mod telegram;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
 
 use moltlog_core::event::Platform;
 use serde_json::{Value, json};

@@ -161,6 +161,24 @@ pub fn clip(text: &str, max_chars: usize) -> String {
     format!("{keep}…")
 }
 
+/// A URL fit for errors and logs (errors end up in receipts, which are events): Telegram puts
+/// the bot token in the path, interaction webhooks their token; the query is dropped too.
+pub fn redact_url(url: &str) -> String {
+    let base = url.split_once('?').map_or(url, |(b, _)| b);
+    base.split('/')
+        .map(|seg| {
+            if seg.starts_with("bot") && seg.contains(':') {
+                "bot…"
+            } else if seg.len() > 40 {
+                "…"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +236,22 @@ mod tests {
         assert_ne!(delivery_id("a", 1), delivery_id("a", 2));
         assert_ne!(delivery_id("a", 1), delivery_id("b", 1));
         assert_eq!(delivery_id("a", 1).len(), 24);
+    }
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://api.telegram.org/bot123:ABC-def/sendMessage"),
+            "https://api.telegram.org/bot…/sendMessage"
+        );
+        let token = "a".repeat(180);
+        assert_eq!(
+            redact_url(&format!(
+                "https://discord.com/api/v10/webhooks/1234567890123456789/{token}/messages/@original"
+            )),
+            "https://discord.com/api/v10/webhooks/1234567890123456789/…/messages/@original"
+        );
+        assert_eq!(redact_url("https://hooks.example/x?token=secret"), "https://hooks.example/x");
     }
 
     #[test]

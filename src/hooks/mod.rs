@@ -18,3 +18,8 @@ pub mod config;
 pub mod inbound;
 pub mod signature;
 pub mod subscription;
+
+#[cfg(target_arch = "wasm32")]
+pub mod registry;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
