@@ -28,6 +28,8 @@ pub struct Deliveries {
     pub subs_sending: RefCell<BTreeSet<String>>,
     /// The all-sessions subscriptions as last read from the registry, and when.
     pub global: RefCell<Option<(u64, Vec<Subscription>)>>,
+    /// When the registry was last asked (answered or not), to pace retries.
+    pub global_asked_ms: std::cell::Cell<u64>,
 }
 
 impl Deliveries {
@@ -47,6 +49,7 @@ impl Deliveries {
             sending: RefCell::default(),
             subs_sending: RefCell::default(),
             global: RefCell::default(),
+            global_asked_ms: Default::default(),
         }
     }
 }

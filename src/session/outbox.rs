@@ -84,8 +84,21 @@ fn prepare(so: &SessionDO, seq: u64, now: u64) -> Result<Option<Prepared>, ApiEr
 
 async fn deliver(so: &SessionDO, seq: u64) -> Result<(), ApiError> {
     let Some(p) = prepare(so, seq, rt::now_ms())? else { return Ok(()) };
-    let result = attempt(so, &p).await?;
-    settle(so, &p, result).await
+    match attempt(so, &p).await? {
+        Some(result) => settle(so, &p, result).await,
+        None => Ok(()),
+    }
+}
+
+/// Whether `p` is still what the log says after an await: pending, at the same attempt, with
+/// its text (a redaction may have landed meanwhile).
+async fn still_current(so: &SessionDO, p: &Prepared) -> Result<bool, ApiError> {
+    so.ensure_live(None).await?;
+    so.with_live(|l| {
+        Ok(l.state().outbox.get(&p.seq).is_some_and(|e| {
+            e.status == p.entry.status && e.attempts + 1 == p.attempt && e.text == p.entry.text
+        }))
+    })
 }
 
 /// The message's text (blobs are read from R2; a redacted message cannot be sent).
@@ -203,21 +216,27 @@ async fn resolve(
     }
 }
 
-async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Attempt, ApiError> {
+/// Makes the attempt; None when the message changed under it (nothing was sent, nothing to
+/// record: the next run looks again).
+async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Option<Attempt>, ApiError> {
     let text = match text(so, p).await? {
         Ok(t) => t,
-        Err(done) => return Ok(done),
+        Err(done) => return Ok(Some(done)),
     };
     let now = rt::now_ms();
     let (mut route, mut call) = match build(so, p, &text, now) {
         Ok(rc) => rc,
         // Not configured (yet): the operator may add the secret, so this is retried.
-        Err(e) => return Ok(Attempt::Retry { error: e.to_string(), after_ms: None, uncertain: false }),
+        Err(e) => return Ok(Some(Attempt::Retry { error: e.to_string(), after_ms: None, uncertain: false })),
     };
     if let Some(since) = p.uncertain_since
         && let Some(done) = resolve(so, p, route, since).await?
     {
-        return Ok(done);
+        return Ok(Some(done));
+    }
+    // Re-check after the awaits above, before anything is written or sent.
+    if !still_current(so, p).await? {
+        return Ok(None);
     }
     // Storage before the side effect: the claim and the marker are durable before the request.
     let sql = so.state.storage().sql();
@@ -234,7 +253,11 @@ async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Attempt, ApiError> {
             ) {
                 Ok(c) => (route, call) = (Route::DiscordCreate, c),
                 Err(e) => {
-                    return Ok(Attempt::Retry { error: e.to_string(), after_ms: None, uncertain: false });
+                    return Ok(Some(Attempt::Retry {
+                        error: e.to_string(),
+                        after_ms: None,
+                        uncertain: false,
+                    }));
                 }
             }
         }
@@ -254,7 +277,7 @@ async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Attempt, ApiError> {
         }
         Err(e) => Attempt::unknown(e),
     };
-    Ok(result)
+    Ok(Some(result))
 }
 
 /// Records the attempt's outcome as a receipt event, then clears the marker.

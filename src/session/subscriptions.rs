@@ -55,11 +55,14 @@ async fn refresh_global(so: &SessionDO, force: bool) {
     let now = rt::now_ms();
     let ttl = so.deliveries.hooks.cache_ms;
     let fresh = so.deliveries.global.borrow().as_ref().is_some_and(|(at, _)| now < at + ttl);
-    if fresh && !force {
+    let asked_recently = now < so.deliveries.global_asked_ms.get() + ttl;
+    if fresh || (asked_recently && !force) {
         return;
     }
+    so.deliveries.global_asked_ms.set(now);
     match registry::list(&so.env).await {
         Ok(list) => *so.deliveries.global.borrow_mut() = Some((now, list)),
+        // The old copy (if any) stays; the next try waits for the cache period.
         Err(e) => console_error!("moltlog webhooks: reading the subscription registry failed: {e}"),
     }
 }
@@ -105,15 +108,28 @@ pub(super) fn next_due_ms(so: &SessionDO, l: &Live) -> Result<Option<u64>, ApiEr
     let head = l.engine.head().seq;
     let cursors = store::cursors(&sql).map_err(sql_err)?;
     let sending = so.deliveries.subs_sending.borrow();
-    let mut due =
-        cursors.iter().filter(|c| !sending.contains(&c.sub_id)).filter_map(|c| c.due_ms(head)).min();
+    // Only cursors of subscriptions known to apply: one whose subscription cannot be seen (the
+    // registry not read yet) waits for the registry, instead of waking the alarm for nothing.
+    let known = applicable(so, l)?;
+    let mut due = cursors
+        .iter()
+        .filter(|c| !sending.contains(&c.sub_id) && known.iter().any(|s| s.id == c.sub_id))
+        .filter_map(|c| c.due_ms(head))
+        .min();
     // A subscription this session has no cursor for yet, or a stale registry copy while events
-    // keep coming: the alarm syncs.
-    if let Some((fetched, global)) = so.deliveries.global.borrow().as_ref() {
+    // keep coming: the alarm syncs. Never read yet: the alarm reads it.
+    let ttl = so.deliveries.hooks.cache_ms;
+    let global = so.deliveries.global.borrow();
+    if global.is_none() && head > 0 {
+        let asked = so.deliveries.global_asked_ms.get();
+        let at = if asked == 0 { 0 } else { asked + ttl };
+        due = Some(due.map_or(at, |d| d.min(at)));
+    }
+    if let Some((fetched, global)) = global.as_ref() {
         if global.iter().any(|s| s.applies_to(l.key.as_str()) && cursors.iter().all(|c| c.sub_id != s.id)) {
             due = Some(0);
         } else if head > 0 {
-            let recheck = fetched + so.deliveries.hooks.cache_ms;
+            let recheck = fetched + ttl;
             if l.state().last_ts_ms >= *fetched {
                 due = Some(due.map_or(recheck, |d| d.min(recheck)));
             }

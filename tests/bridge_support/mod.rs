@@ -21,6 +21,8 @@ pub struct Req {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The status the stand-in answered (0: no answer).
+    pub answered: u16,
 }
 
 impl Req {
@@ -203,7 +205,7 @@ fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Req> {
             body.extend_from_slice(&chunk[..n]);
         }
     }
-    Some(Req { method, path, headers, body })
+    Some(Req { method, path, headers, body, answered: 0 })
 }
 
 fn serve(stream: TcpStream, s: &Shared) {
@@ -211,11 +213,16 @@ fn serve(stream: TcpStream, s: &Shared) {
     let Some(req) = read_request(&mut reader) else { return };
     let reply = {
         let mut inner = s.inner.lock().unwrap();
-        inner.log.push(req.clone());
-        match inner.queue.pop_front() {
+        let reply = match inner.queue.pop_front() {
             Some(r) => r,
             None => (inner.app)(&req),
-        }
+        };
+        let answered = match &reply {
+            Reply::Respond { status, .. } => *status,
+            Reply::Hang => 0,
+        };
+        inner.log.push(Req { answered, ..req });
+        reply
     };
     // Held: the request was taken (and acted on); its answer waits.
     {
