@@ -267,6 +267,11 @@ async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Option<Attempt>, ApiErr
     let timeout = so.deliveries.bridge.outbox.timeout_ms;
     alarm_by(so, now + timeout + 1_000).await?;
     durable(so).await;
+    if !still_current(so, p).await? {
+        // Changed during those awaits (a redaction, say): nothing went out.
+        store::delete_inflight(&sql, p.seq).map_err(sql_err)?;
+        return Ok(None);
+    }
     let result = match net::send(&call, timeout).await {
         Ok(reply) => {
             if route == Route::DiscordEdit && discord::interaction_gone(&reply) {
