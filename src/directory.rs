@@ -9,7 +9,7 @@ use crate::http::ApiError;
 use crate::rt;
 
 pub const BINDING: &str = "DIRECTORY";
-const INSTANCE: &str = "directory";
+pub(crate) const INSTANCE: &str = "directory";
 
 #[durable_object]
 pub struct DirectoryDO {
@@ -101,6 +101,10 @@ impl DirectoryDO {
                     .then(|| sessions.last().map(|s| s["key"].clone()))
                     .flatten();
                 Ok(rt::json(200, &json!({"sessions": sessions, "next_after": next_after}))?)
+            }
+            // The registry of webhook subscriptions for all sessions.
+            (_, p) if p.starts_with("/subscriptions/") => {
+                crate::hooks::registry::handle(&self.state, req).await
             }
             _ => Err(ApiError::new(404, "not_found", "unknown directory route")),
         }

@@ -48,6 +48,12 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
         Route::Session(key, SessionRoute::PutBlob) => put_blob(req, env, key.as_str()).await,
         Route::Session(key, _) => forward(req, env, key.as_str(), actor.map(|a| a.name())).await,
         Route::TestHarness(what) => test_route(req, env, &what).await,
+        // Chat platforms and webhook senders: authenticated by their own signatures.
+        Route::Bridge(platform) => crate::bridge::worker::handle(req, env, platform).await,
+        Route::Hook(name) => crate::hooks::worker::handle(req, env, &name).await,
+        r @ (Route::Subscriptions | Route::Subscription(_)) => {
+            crate::hooks::registry::public(req, env, r).await
+        }
     }
 }
 

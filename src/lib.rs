@@ -5,14 +5,19 @@
 
 pub mod api;
 pub mod auth;
+pub mod bridge;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod schedule;
+pub mod sig;
 
 #[cfg(target_arch = "wasm32")]
 mod directory;
 #[cfg(target_arch = "wasm32")]
 mod entry;
+#[cfg(target_arch = "wasm32")]
+mod net;
 #[cfg(target_arch = "wasm32")]
 mod rt;
 #[cfg(target_arch = "wasm32")]

@@ -3,6 +3,8 @@
 
 use moltlog_core::key::{SessionKey, SessionKeyError};
 
+use crate::bridge::BridgePlatform;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Health,
@@ -12,6 +14,14 @@ pub enum Route {
     GetBlob(String),
     /// Test-only routes (compiled in with the `test-harness` feature only).
     TestHarness(String),
+    /// `POST /bridge/{platform}`: a chat platform's webhook (authenticated by its signature).
+    Bridge(BridgePlatform),
+    /// `POST /hooks/{name}`: an inbound webhook integration (authenticated by its signature).
+    Hook(String),
+    /// `GET|POST /v1/subscriptions`: outbound webhook subscriptions for all sessions.
+    Subscriptions,
+    /// `GET|DELETE /v1/subscriptions/{id}`.
+    Subscription(String),
 }
 
 /// Routes under `/v1/sessions/{key}`.
@@ -27,6 +37,16 @@ pub enum SessionRoute {
     Tail,
     Verify,
     PutBlob,
+    /// `GET …/inbound?after=SEQ`: messages and webhooks that arrived for the agent.
+    Inbound,
+    /// `GET|POST …/subscriptions`.
+    Subscriptions,
+    /// `GET|DELETE …/subscriptions/{id}` (the id: `session_subscription_id`).
+    Subscription,
+    /// `GET …/subscriptions/{id}/deliveries`: the delivery log.
+    SubscriptionDeliveries,
+    /// `POST …/subscriptions/{id}/resume`: resume a dead-lettered subscription.
+    SubscriptionResume,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +54,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Delete,
     Other,
 }
 
@@ -43,6 +64,7 @@ impl Method {
             "GET" | "HEAD" => Method::Get,
             "POST" => Method::Post,
             "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         }
     }
@@ -111,6 +133,22 @@ pub fn parse(method: Method, path: &str) -> Result<Route, RouteError> {
             allow(path, method, Method::Get, "GET").map(|_| Route::GetBlob((*sha).to_owned()))
         }
         ["__test", rest @ ..] => Ok(Route::TestHarness(rest.join("/"))),
+        ["bridge", platform] => {
+            let p =
+                BridgePlatform::from_name(platform).ok_or_else(|| RouteError::NotFound(path.to_owned()))?;
+            allow(path, method, Method::Post, "POST").map(|_| Route::Bridge(p))
+        }
+        ["hooks", name] if !name.is_empty() => {
+            allow(path, method, Method::Post, "POST").map(|_| Route::Hook(decode_segment(name)))
+        }
+        ["v1", "subscriptions"] => match method {
+            Method::Get | Method::Post => Ok(Route::Subscriptions),
+            _ => Err(RouteError::MethodNotAllowed { path: path.to_owned(), allowed: "GET, POST" }),
+        },
+        ["v1", "subscriptions", id] if !id.is_empty() => match method {
+            Method::Get | Method::Delete => Ok(Route::Subscription((*id).to_owned())),
+            _ => Err(RouteError::MethodNotAllowed { path: path.to_owned(), allowed: "GET, DELETE" }),
+        },
         ["v1", "sessions", key, rest @ ..] => {
             let key = SessionKey::parse(&decode_segment(key))?;
             let (route, want, allowed) = match rest {
@@ -126,12 +164,34 @@ pub fn parse(method: Method, path: &str) -> Result<Route, RouteError> {
                 ["tail"] => (SessionRoute::Tail, Method::Get, "GET"),
                 ["verify"] => (SessionRoute::Verify, Method::Get, "GET"),
                 ["blobs"] => (SessionRoute::PutBlob, Method::Post, "POST"),
+                ["inbound"] => (SessionRoute::Inbound, Method::Get, "GET"),
+                ["subscriptions"] => match method {
+                    Method::Post => (SessionRoute::Subscriptions, Method::Post, "GET, POST"),
+                    _ => (SessionRoute::Subscriptions, Method::Get, "GET, POST"),
+                },
+                ["subscriptions", id] if !id.is_empty() => match method {
+                    Method::Delete => (SessionRoute::Subscription, Method::Delete, "GET, DELETE"),
+                    _ => (SessionRoute::Subscription, Method::Get, "GET, DELETE"),
+                },
+                ["subscriptions", _, "deliveries"] => {
+                    (SessionRoute::SubscriptionDeliveries, Method::Get, "GET")
+                }
+                ["subscriptions", _, "resume"] => (SessionRoute::SubscriptionResume, Method::Post, "POST"),
                 _ => return Err(RouteError::NotFound(path.to_owned())),
             };
             allow(path, method, want, allowed)?;
             Ok(Route::Session(key, route))
         }
         _ => Err(RouteError::NotFound(path.to_owned())),
+    }
+}
+
+/// The subscription id in `/v1/sessions/{key}/subscriptions/{id}[/…]`.
+pub fn session_subscription_id(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "sessions", _, "subscriptions", id, ..] if !id.is_empty() => Some(decode_segment(id)),
+        _ => None,
     }
 }
 
@@ -173,5 +233,43 @@ mod tests {
         assert_eq!(parse(Method::Get, "/v1/sessions/a%2Fb/state").unwrap_err().code(), "bad_session_key");
         assert_eq!(parse(Method::Get, "/v1/nope").unwrap_err().status(), 404);
         assert_eq!(parse(Method::Get, "/v1/sessions/a/nope").unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn bridge_hook_and_subscription_routes() {
+        assert_eq!(parse(Method::Post, "/bridge/telegram"), Ok(Route::Bridge(BridgePlatform::Telegram)));
+        assert_eq!(parse(Method::Post, "/bridge/discord"), Ok(Route::Bridge(BridgePlatform::Discord)));
+        assert_eq!(parse(Method::Get, "/bridge/slack").unwrap_err().status(), 405);
+        assert_eq!(parse(Method::Post, "/bridge/irc").unwrap_err().status(), 404);
+        assert_eq!(parse(Method::Post, "/hooks/github"), Ok(Route::Hook("github".into())));
+        assert_eq!(parse(Method::Get, "/hooks/github").unwrap_err().status(), 405);
+        assert_eq!(parse(Method::Post, "/v1/subscriptions"), Ok(Route::Subscriptions));
+        assert_eq!(parse(Method::Delete, "/v1/subscriptions/sub_1"), Ok(Route::Subscription("sub_1".into())));
+        assert_eq!(parse(Method::Post, "/v1/subscriptions/sub_1").unwrap_err().status(), 405);
+        let k = "agent:main:x";
+        let p = |m, s: &str| parse(m, &format!("/v1/sessions/{k}{s}"));
+        assert_eq!(p(Method::Get, "/inbound"), Ok(Route::Session(key(k), SessionRoute::Inbound)));
+        assert_eq!(
+            p(Method::Post, "/subscriptions"),
+            Ok(Route::Session(key(k), SessionRoute::Subscriptions))
+        );
+        assert_eq!(
+            p(Method::Delete, "/subscriptions/sub_1"),
+            Ok(Route::Session(key(k), SessionRoute::Subscription))
+        );
+        assert_eq!(p(Method::Put, "/subscriptions/sub_1").unwrap_err().status(), 405);
+        assert_eq!(
+            p(Method::Get, "/subscriptions/sub_1/deliveries"),
+            Ok(Route::Session(key(k), SessionRoute::SubscriptionDeliveries))
+        );
+        assert_eq!(
+            p(Method::Post, "/subscriptions/sub_1/resume"),
+            Ok(Route::Session(key(k), SessionRoute::SubscriptionResume))
+        );
+        assert_eq!(
+            session_subscription_id(&format!("/v1/sessions/{k}/subscriptions/sub_1/resume")),
+            Some("sub_1".into())
+        );
+        assert_eq!(session_subscription_id(&format!("/v1/sessions/{k}/subscriptions")), None);
     }
 }

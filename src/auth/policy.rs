@@ -38,15 +38,25 @@ pub fn rule(route: &Route) -> Rule {
         Route::TestHarness(_) => Rule::Public,
         Route::ListSessions => Rule::Operator,
         Route::GetBlob(_) => Rule::AnySessionRead,
+        // Chat platforms and webhook senders prove themselves by signature, in their handlers.
+        Route::Bridge(_) | Route::Hook(_) => Rule::Signed,
+        // Outbound webhooks are integrations an operator sets up (creating one returns its secret).
+        Route::Subscriptions | Route::Subscription(_) => Rule::Operator,
         Route::Session(_, r) => match r {
             SessionRoute::Append | SessionRoute::PutBlob => Rule::Session { op: Append, audit: false },
             SessionRoute::Events | SessionRoute::Export | SessionRoute::Verify => {
                 Rule::Session { op: Read, audit: true }
             }
-            SessionRoute::Info | SessionRoute::State | SessionRoute::Restore | SessionRoute::Tail => {
-                Rule::Session { op: Read, audit: false }
-            }
-            SessionRoute::Snapshot => Rule::Operator,
+            SessionRoute::Info
+            | SessionRoute::State
+            | SessionRoute::Restore
+            | SessionRoute::Tail
+            | SessionRoute::Inbound => Rule::Session { op: Read, audit: false },
+            SessionRoute::Snapshot
+            | SessionRoute::Subscriptions
+            | SessionRoute::Subscription
+            | SessionRoute::SubscriptionDeliveries
+            | SessionRoute::SubscriptionResume => Rule::Operator,
         },
     }
 }

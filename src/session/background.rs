@@ -54,6 +54,9 @@ pub(super) async fn run(so: &SessionDO) {
 }
 
 async fn run_steps(so: &SessionDO) -> Result<(), ApiError> {
+    // Chat replies and webhook deliveries first: people wait for them. Their trouble does not
+    // hold up archiving.
+    let deliveries = super::deliver::run(so).await;
     let now = rt::now_ms();
     rewrite_stale(so).await?;
     for _ in 0..SEGMENTS_PER_RUN {
@@ -70,11 +73,12 @@ async fn run_steps(so: &SessionDO) -> Result<(), ApiError> {
     if so.with_live(|l| Ok(schedule::directory_due(&l.work, now)))? {
         sync_directory(so, now).await?;
     }
-    Ok(())
+    deliveries
 }
 
 /// Sets the alarm for the next due work, if it is earlier than the one already set.
 pub(super) async fn ensure_scheduled(so: &SessionDO) {
+    super::deliver::refresh_due(so);
     let now = rt::now_ms();
     let Ok(Some((due, current))) =
         so.with_live(|l| Ok(schedule::next_alarm(&so.cfg, &l.work, now).map(|d| (d, l.alarm_at))))

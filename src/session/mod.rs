@@ -7,12 +7,17 @@
 
 mod append;
 mod background;
+mod bridge_store;
+mod deliver;
 mod export;
+mod inbound;
 mod live;
+mod outbox;
 mod pages;
 mod read;
 mod recover;
 pub mod sql_store;
+mod subscriptions;
 mod tail;
 #[cfg(feature = "test-harness")]
 mod test_harness;
@@ -33,6 +38,7 @@ use crate::api::route::{self, Method, Route, SessionRoute};
 use crate::config::Config;
 use crate::http::ApiError;
 use crate::rt;
+pub use inbound::{INTERACTION_HEADER, INTERNAL_PATH};
 use live::Live;
 use sql_store::SqlStore;
 
@@ -42,6 +48,8 @@ pub struct SessionDO {
     env: Env,
     cfg: Config,
     live: Rc<RefCell<Option<Live>>>,
+    /// Chat outbox and webhook delivery configuration and in-flight bookkeeping.
+    deliveries: deliver::Deliveries,
 }
 
 pub(crate) fn config_from_env(env: &Env) -> Config {
@@ -54,7 +62,8 @@ pub(crate) fn config_from_env(env: &Env) -> Config {
 impl worker::DurableObject for SessionDO {
     fn new(state: State, env: Env) -> Self {
         let cfg = config_from_env(&env);
-        SessionDO { state, env, cfg, live: Rc::new(RefCell::new(None)) }
+        let deliveries = deliver::Deliveries::new(&env);
+        SessionDO { state, env, cfg, live: Rc::new(RefCell::new(None)), deliveries }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -107,6 +116,10 @@ impl SessionDO {
         let key_header = req.headers().get(rt::KEY_HEADER)?.unwrap_or_default();
         let key = SessionKey::parse(&key_header)
             .map_err(|e| ApiError::bad_request("bad_session_key", e.to_string()))?;
+        if path == inbound::INTERNAL_PATH {
+            self.ensure_live(Some(key)).await?;
+            return inbound::internal(self, req).await;
+        }
         let route = route::parse(method, &path)?;
         #[cfg(feature = "test-harness")]
         if let Route::TestHarness(what) = &route {
@@ -137,6 +150,11 @@ impl SessionDO {
             SessionRoute::Export => export::handle(self, req).await,
             SessionRoute::Tail => tail::accept(self, req),
             SessionRoute::PutBlob => Err(ApiError::new(404, "not_found", "blobs are stored by the Worker")),
+            SessionRoute::Inbound => inbound::pending(self, req),
+            r @ (SessionRoute::Subscriptions
+            | SessionRoute::Subscription
+            | SessionRoute::SubscriptionDeliveries
+            | SessionRoute::SubscriptionResume) => subscriptions::handle(self, req, r).await,
         }
     }
 

@@ -30,10 +30,17 @@ pub fn head(sql: &SqlStorage) -> Result<Option<Head>, SqlError> {
     }
 }
 
-fn decode_page(first_seq: u64, bytes: &[u8], out: &mut Vec<StoredRecord>, from: u64, limit: usize) -> Result<(), SqlError> {
+fn decode_page(
+    first_seq: u64,
+    bytes: &[u8],
+    out: &mut Vec<StoredRecord>,
+    from: u64,
+    limit: usize,
+) -> Result<(), SqlError> {
     for (i, frame) in Frames::new(bytes).enumerate() {
         let seq = first_seq + i as u64;
-        let frame = frame.map_err(|e| SqlError(format!("page at seq {first_seq}: record {seq} does not decode: {e}")))?;
+        let frame = frame
+            .map_err(|e| SqlError(format!("page at seq {first_seq}: record {seq} does not decode: {e}")))?;
         if seq >= from && out.len() < limit {
             out.push(frame.to_stored(seq));
         }
@@ -121,10 +128,40 @@ pub fn erase(sql: &SqlStorage, seq: u64, skeleton: &[u8]) -> Result<(), SqlError
     for r in &records {
         r.write_frame(&mut out);
     }
-    let written = exec(sql, "UPDATE event_pages SET records = ? WHERE first_seq = ?", vec![V::Blob(out), int(first)])?
-        .rows_written();
+    let written =
+        exec(sql, "UPDATE event_pages SET records = ? WHERE first_seq = ?", vec![V::Blob(out), int(first)])?
+            .rows_written();
     if written != 1 {
         return Err(SqlError(format!("erasing seq {seq} rewrote {written} pages")));
     }
     Ok(())
+}
+
+/// Headers of the records at or before `from`, newest first (scans back from the head).
+pub fn headers_desc(sql: &SqlStorage, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
+    let limit = limit as usize;
+    let mut out = Vec::new();
+    let mut before = from;
+    while out.len() < limit && before > 0 {
+        let page = rows(
+            sql,
+            "SELECT first_seq, records FROM event_pages WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1",
+            vec![int(before)],
+        )?;
+        let Some(row) = page.into_iter().next() else { break };
+        let mut it = row.into_iter();
+        let first = as_u64(&it.next().unwrap_or(V::Null))?;
+        let bytes = as_bytes(it.next().unwrap_or(V::Null))?;
+        let mut headers = Vec::new();
+        for (i, frame) in Frames::new(&bytes).enumerate() {
+            let frame = frame.map_err(|e| SqlError(format!("page at seq {first} does not decode: {e}")))?;
+            let seq = first + i as u64;
+            if seq <= before {
+                headers.push((seq, frame.header.to_vec()));
+            }
+        }
+        out.extend(headers.into_iter().rev().take(limit - out.len()));
+        before = first - 1;
+    }
+    Ok(out)
 }

@@ -13,7 +13,10 @@ use super::tx::transaction_sync;
 /// Snapshots are stored in parts of this size (a row holds at most 2 MB).
 const SNAPSHOT_PART_BYTES: usize = 1 << 20;
 
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../schemas/sql/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../schemas/sql/0001_init.sql")),
+    (2, include_str!("../../schemas/sql/0002_bridge.sql")),
+];
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("SQLite storage: {0}")]
@@ -250,7 +253,20 @@ impl SqlStore {
     /// Drops every table (test harness only: simulates a Durable Object that lost its storage).
     #[cfg(feature = "test-harness")]
     pub fn wipe(&self) -> Result<(), SqlError> {
-        for t in ["event_pages", "idem", "snapshot_parts", "segments", "r2_snapshots", "blob_refs", "meta"] {
+        for t in [
+            "event_pages",
+            "idem",
+            "snapshot_parts",
+            "segments",
+            "r2_snapshots",
+            "blob_refs",
+            "outbox_inflight",
+            "discord_interactions",
+            "subscriptions",
+            "subscription_cursors",
+            "subscription_deliveries",
+            "meta",
+        ] {
             exec(&self.sql, &format!("DROP TABLE IF EXISTS {t}"), vec![])?;
         }
         Ok(())
