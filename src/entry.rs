@@ -74,11 +74,11 @@ fn health() -> serde_json::Value {
 /// Passes the request to the session's Durable Object with the routed key (and the actor, for
 /// appends) in headers the client cannot set.
 async fn forward(req: &mut Request, env: &Env, key: &str, actor: Option<&str>) -> Result<Response, ApiError> {
-    let headers = Headers::new();
-    for (k, v) in req.headers().entries() {
-        if !k.to_ascii_lowercase().starts_with("x-moltlog-") {
-            headers.append(&k, &v)?;
-        }
+    // The client's headers, copied in one call, minus any internal `x-moltlog-*` header: the
+    // Durable Object trusts those, so only this code may set them.
+    let headers = req.headers().clone();
+    for name in req.headers().keys().filter(|k| k.to_ascii_lowercase().starts_with("x-moltlog-")) {
+        headers.delete(&name)?;
     }
     headers.set(rt::KEY_HEADER, key)?;
     if let Some(a) = actor {
