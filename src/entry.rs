@@ -6,7 +6,7 @@ use moltlog_core::chain;
 use moltlog_core::engine::blob_object_key;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use worker::{Context, Env, Headers, Request, RequestInit, Response, event};
+use worker::{Context, Env, Request, RequestInit, Response, event};
 
 use crate::api::route::{self, Method, Route, SessionRoute};
 use crate::auth;
