@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cdp;
 pub mod config;
 pub mod http;
 pub mod schedule;
