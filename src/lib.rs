@@ -11,6 +11,8 @@ pub mod http;
 pub mod schedule;
 
 #[cfg(target_arch = "wasm32")]
+mod browser;
+#[cfg(target_arch = "wasm32")]
 mod directory;
 #[cfg(target_arch = "wasm32")]
 mod entry;

@@ -83,7 +83,8 @@ pub fn entry(base: &PublicBase, t: &TargetInfo) -> Value {
     })
 }
 
-/// `/json/list` from a `Target.getTargets` result: the debuggable targets, not the browser's own.
+/// `/json/list` from a `Target.getTargets` result: the debuggable targets, not the browser's own
+/// (the browser, its tabs' containers, its UI such as the omnibox popup).
 pub fn list(base: &PublicBase, get_targets_result: &Value) -> Value {
     let infos: Vec<TargetInfo> = get_targets_result
         .get("targetInfos")
@@ -92,7 +93,7 @@ pub fn list(base: &PublicBase, get_targets_result: &Value) -> Value {
     Value::Array(
         infos
             .iter()
-            .filter(|t| !matches!(t.kind.as_str(), "browser" | "tab"))
+            .filter(|t| !matches!(t.kind.as_str(), "browser" | "tab" | "browser_ui"))
             .map(|t| entry(base, t))
             .collect(),
     )
@@ -125,6 +126,7 @@ mod tests {
     fn lists_pages_not_the_browser() {
         let r = json!({"targetInfos": [
             {"targetId": "B", "type": "browser", "title": "", "url": ""},
+            {"targetId": "U", "type": "browser_ui", "title": "Omnibox Popup", "url": "chrome://omnibox-popup.top-chrome/"},
             {"targetId": "P", "type": "page", "title": "Hi", "url": "http://x/", "attached": false},
         ]});
         let l = list(&base(), &r);

@@ -7,8 +7,9 @@
 
 use super::message::{Envelope, command};
 
-/// Ids the proxy uses for its own commands: far above what clients count up to.
-pub const PROXY_ID_BASE: i64 = 1 << 50;
+/// Ids the proxy uses for its own commands: far above what clients count up to, and still a
+/// 32-bit integer (chromium ignores commands whose id is not).
+pub const PROXY_ID_BASE: i64 = 2_000_000_000;
 
 /// The state of one bridged page socket.
 #[derive(Debug)]
