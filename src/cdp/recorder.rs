@@ -102,6 +102,9 @@ pub struct Recorder {
     /// Unrecorded commands by method since the last summary.
     counts: BTreeMap<String, u64>,
     last_summary_ms: u64,
+    /// The tab the last action ran in, while it is open: summaries are filed under it, so they
+    /// do not move the session's current tab (its browser state) away from where the agent is.
+    current: Option<String>,
     out: Vec<Recorded>,
     stats: RecorderStats,
 }
@@ -119,6 +122,7 @@ impl Recorder {
             typing: None,
             counts: BTreeMap::new(),
             last_summary_ms: now_ms,
+            current: None,
             out: Vec::new(),
             stats: RecorderStats::default(),
         }
@@ -148,6 +152,13 @@ impl Recorder {
     fn emit(&mut self, mut r: Recorded) {
         if r.url.is_none() {
             r.url = self.url_of(r.target_id.as_deref());
+        }
+        if r.action == Kind::CloseTarget {
+            if self.current == r.target_id {
+                self.current = None;
+            }
+        } else if r.target_id.is_some() {
+            self.current = r.target_id.clone();
         }
         self.stats.recorded += 1;
         self.out.push(r);
@@ -445,9 +456,10 @@ impl Recorder {
             let total: u64 = counts.values().sum();
             let mut r = Recorded::new(
                 Kind::RawCdp,
-                None,
+                self.current.clone(),
                 format!("{total} CDP commands not recorded one by one, counted by method"),
             );
+            r.url = self.url_of(self.current.as_deref());
             r.result = json!(counts);
             self.stats.recorded += 1;
             self.out.push(r);

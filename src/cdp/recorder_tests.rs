@@ -191,4 +191,24 @@ fn what_is_kept_is_bounded() {
         (s[0].action, s[0].result.clone()),
         (Kind::RawCdp, json!({"DOM.getDocument": 1, "Runtime.evaluate": 1}))
     );
+    assert_eq!(s[0].target_id, None, "no tab was used");
+}
+
+#[test]
+fn summaries_are_filed_under_the_open_tab_so_the_current_tab_stays() {
+    let mut rec = Recorder::new(RecorderLimits::default(), 0);
+    attached(&mut rec, "S1", "T1", "http://one/");
+    rec.on_client(r#"{"id":1,"method":"Page.reload","sessionId":"S1"}"#, 1);
+    rec.on_upstream(r#"{"id":1,"result":{},"sessionId":"S1"}"#);
+    rec.on_client(r#"{"id":2,"method":"DOM.enable","sessionId":"S1"}"#, 2);
+    let a = rec.drain(40_000, false);
+    assert_eq!(
+        (a[1].action, a[1].target_id.as_deref(), a[1].url.as_deref()),
+        (Kind::RawCdp, Some("T1"), Some("http://one/"))
+    );
+    rec.on_client(r#"{"id":3,"method":"Target.closeTarget","params":{"targetId":"T1"}}"#, 3);
+    rec.on_upstream(r#"{"id":3,"result":{"success":true}}"#);
+    rec.on_client(r#"{"id":4,"method":"Browser.getVersion"}"#, 4);
+    let a = rec.drain(80_000, true);
+    assert_eq!((a[1].action, a[1].target_id.as_deref()), (Kind::RawCdp, None), "the tab is closed");
 }
