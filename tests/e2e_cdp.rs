@@ -204,6 +204,40 @@ fn a_client_disconnect_closes_the_upstream() {
     assert_eq!(actions_until(w, &key, "raw_cdp").len(), 2);
 }
 
+#[test]
+fn discovery_rides_on_an_open_browser_socket() {
+    // Browser Rendering takes one connection per browser: while the agent is connected, the
+    // discovery endpoints use its socket instead of opening another.
+    let (_turn, w, s) = shared();
+    let key = common::session_key("cdp-inject");
+    let root = format!("/cdp/{key}");
+    let mut ws = connect(&w.ws_url(&format!("{root}/devtools/browser")));
+    call(&mut ws, 1, "Target.setDiscoverTargets", json!({"discover": true}));
+    let total = s.stats()["total"].clone();
+    let created = w.request("PUT", &format!("{root}/json/new?about:blank"), None);
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let list = w.get(&format!("{root}/json/list"));
+    assert!(list.body.as_array().unwrap().iter().any(|t| t["id"] == id.as_str()), "{:?}", list.body);
+    assert_eq!(w.get(&format!("{root}/json/close/{id}")).status, 200);
+    assert_eq!(s.stats()["total"], total, "no other socket to the browser was opened");
+    // The agent saw the tab come and go, and never an answer to a command it did not send.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &Value| m["method"] == "Target.targetDestroyed") {
+        let Message::Text(t) = ws.read().unwrap() else { continue };
+        seen.push(serde_json::from_str(t.as_str()).unwrap());
+    }
+    assert!(seen.iter().all(|m| m.get("id").is_none()), "{seen:?}");
+    assert!(seen.iter().any(|m| m["method"] == "Target.targetCreated"));
+    ws.close(None).unwrap();
+    let events = w.wait_for(10, "the recorded tab", || {
+        let e = w.all_events(&key);
+        (e.iter().filter(|e| e["action"] == "close_target" || e["action"] == "create_target").count() == 2)
+            .then_some(e)
+    });
+    assert!(events.iter().any(|e| e["action"] == "create_target" && e["target_id"] == id.as_str()));
+}
+
 const BROWSER_TOKEN: &str = "cdp-browser-token-0123456789abcdef";
 const READER_TOKEN: &str = "cdp-reader-token-0123456789abcdef";
 const MASTER: &str = "cdp-master-secret-0123456789abcdef";

@@ -46,8 +46,43 @@ pub(super) fn version(req: &Request) -> Result<Response, ApiError> {
     Ok(rt::json(200, &discovery::version(&public_base(req)?, None, None))?)
 }
 
-/// Sends one command on a fresh browser socket and returns its result.
+/// The result of a command's answer, or its error.
+fn answer(method: &str, msg: &Envelope<'_>) -> Result<Value, ApiError> {
+    if let Some(e) = msg.error_message() {
+        return Err(ApiError::new(400, "cdp_error", format!("{method}: {e}")));
+    }
+    Ok(msg.result_as::<Value>().unwrap_or(Value::Null))
+}
+
+fn timeout(method: &str) -> ApiError {
+    ApiError::new(504, "browser_timeout", format!("{method} got no answer"))
+}
+
+/// Runs one command in the session's browser: on a socket already being pumped if there is one
+/// (Browser Rendering allows one connection per browser), else on a fresh one.
 async fn one_command(so: &BrowserDO, method: &str, params: Value) -> Result<Value, ApiError> {
+    let Some((line, id)) = so.line() else { return fresh_command(so, method, params).await };
+    let (reply, answered) = futures::channel::oneshot::channel();
+    let cmd = super::pump::Injected { id, text: command(id, method, &params, None), reply };
+    if line.unbounded_send(cmd).is_err() {
+        return fresh_command(so, method, params).await;
+    }
+    let deadline = Delay::from(COMMAND_TIMEOUT).fuse();
+    futures::pin_mut!(deadline);
+    match select(answered, &mut deadline).await {
+        Either::Left((Ok(text), _)) => {
+            let msg = Envelope::parse(&text).ok_or_else(|| timeout(method))?;
+            answer(method, &msg)
+        }
+        Either::Left((Err(_), _)) => {
+            Err(ApiError::new(502, "browser_unavailable", "the browser socket closed"))
+        }
+        Either::Right(_) => Err(timeout(method)),
+    }
+}
+
+/// Sends one command on a fresh browser socket and returns its result.
+async fn fresh_command(so: &BrowserDO, method: &str, params: Value) -> Result<Value, ApiError> {
     let ws = so.open_browser().await?;
     let result = async {
         let mut events = ws.events()?;
@@ -57,9 +92,7 @@ async fn one_command(so: &BrowserDO, method: &str, params: Value) -> Result<Valu
         loop {
             let event = match select(events.next(), &mut deadline).await {
                 Either::Left((e, _)) => e,
-                Either::Right(_) => {
-                    return Err(ApiError::new(504, "browser_timeout", format!("{method} got no answer")));
-                }
+                Either::Right(_) => return Err(timeout(method)),
             };
             let text = match event {
                 Some(Ok(WebsocketEvent::Message(m))) => m.text(),
@@ -70,10 +103,7 @@ async fn one_command(so: &BrowserDO, method: &str, params: Value) -> Result<Valu
             if msg.id != Some(PROXY_ID_BASE) || msg.session_id.is_some() {
                 continue;
             }
-            if let Some(e) = msg.error_message() {
-                return Err(ApiError::new(400, "cdp_error", format!("{method}: {e}")));
-            }
-            return Ok(msg.result_as::<Value>().unwrap_or(Value::Null));
+            return answer(method, &msg);
         }
     }
     .await;

@@ -14,7 +14,7 @@ mod pump;
 mod sink;
 mod upstream;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use worker::{
@@ -28,7 +28,7 @@ use crate::cdp::{Recorder, RecorderLimits};
 use crate::http::ApiError;
 use crate::rt;
 use crate::session::config_from_env;
-use pump::{Mode, Observed};
+use pump::{Lines, Mode, Observed};
 use sink::Sink;
 use upstream::{AnyUpstream, BrowserUpstream, UpstreamError};
 
@@ -41,11 +41,21 @@ pub struct BrowserDO {
     env: Env,
     /// The session's remote browser, reused by every connection while it lives.
     browser: Rc<RefCell<Option<String>>>,
+    /// The browser sockets being pumped, where discovery commands are injected.
+    lines: Lines,
+    /// The next id for an injected command.
+    next_id: Cell<i64>,
 }
 
 impl worker::DurableObject for BrowserDO {
     fn new(state: State, env: Env) -> Self {
-        BrowserDO { state, env, browser: Rc::new(RefCell::new(None)) }
+        BrowserDO {
+            state,
+            env,
+            browser: Rc::new(RefCell::new(None)),
+            lines: Rc::default(),
+            next_id: Cell::new(crate::cdp::page_bridge::PROXY_ID_BASE + 1),
+        }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -107,6 +117,14 @@ impl BrowserDO {
         if let Some(id) = known {
             match up.open(&id).await {
                 Ok(ws) => return Ok(ws),
+                Err(e) if e.is_refusal() && !self.lines.borrow().is_empty() => {
+                    // Browser Rendering takes one connection per browser: it is busy, not gone.
+                    return Err(ApiError::new(
+                        409,
+                        "browser_busy",
+                        format!("the session's browser is in use by another connection: {e}"),
+                    ));
+                }
                 Err(e) if e.is_refusal() => {
                     console_warn!("moltlog cdp: the session's browser is gone ({e}); acquiring another");
                 }
@@ -148,10 +166,19 @@ impl BrowserDO {
             ),
         };
         let (tx, rx) = pump::channel();
+        let line = pump::Line::open(&self.lines, &connection);
         let sink = self.sink(key, connection);
         wasm_bindgen_futures::spawn_local(pump::record(recorder, rx, sink, label));
-        wasm_bindgen_futures::spawn_local(pump::pump(pair.server, upstream, mode, tx));
+        wasm_bindgen_futures::spawn_local(pump::pump(pair.server, upstream, mode, tx, line));
         Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// A socket being pumped to inject a command into, if any, and a fresh id for the command.
+    fn line(&self) -> Option<(futures::channel::mpsc::UnboundedSender<pump::Injected>, i64)> {
+        let tx = self.lines.borrow().first().map(|(_, tx)| tx.clone())?;
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        Some((tx, id))
     }
 
     /// Records actions taken outside a socket (`json/new`, `json/close`), in the background.

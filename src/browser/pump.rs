@@ -7,12 +7,18 @@
 
 use std::time::Duration;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::channel::oneshot;
 use futures::future::{Either, select};
 use futures::{FutureExt, StreamExt};
 use worker::{Delay, WebSocket, WebsocketEvent, console_log};
 
 use super::sink::Sink;
+use crate::cdp::message::Envelope;
 use crate::cdp::page_bridge::{FromBrowser, PageBridge};
 use crate::cdp::{Recorded, Recorder};
 use crate::rt;
@@ -47,14 +53,54 @@ fn close(ws: &WebSocket, code: u16, reason: &str) {
     let _ = ws.close(Some(close_code(code)), Some(reason));
 }
 
+/// A command the proxy itself sends on an open browser socket (Browser Rendering allows one
+/// connection per browser, so `/json/list` and friends ride on the agent's), and where the
+/// answer goes. Its id is from the proxy's range; the answer is not forwarded to the client.
+pub struct Injected {
+    pub id: i64,
+    pub text: String,
+    pub reply: oneshot::Sender<String>,
+}
+
+/// The open browser sockets of a Durable Object, by connection: where commands can be injected.
+pub type Lines = Rc<RefCell<Vec<(String, UnboundedSender<Injected>)>>>;
+
 /// The page-socket translation, when the client is a page socket.
 pub enum Mode {
     Browser,
     Page { bridge: PageBridge, early: Vec<String> },
 }
 
+/// A pump's line: registered in `lines` while it runs, so commands can be injected.
+pub struct Line {
+    pub lines: Lines,
+    pub connection: String,
+    pub injected: UnboundedReceiver<Injected>,
+}
+
+impl Line {
+    pub fn open(lines: &Lines, connection: &str) -> Line {
+        let (tx, rx) = unbounded();
+        lines.borrow_mut().push((connection.to_owned(), tx));
+        Line { lines: lines.clone(), connection: connection.to_owned(), injected: rx }
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.lines.borrow_mut().retain(|(c, _)| *c != self.connection);
+    }
+}
+
 /// Pumps until either side closes, then closes the other. `tx` feeds the recorder.
-pub async fn pump(client: WebSocket, upstream: WebSocket, mut mode: Mode, tx: UnboundedSender<Observed>) {
+pub async fn pump(
+    client: WebSocket,
+    upstream: WebSocket,
+    mut mode: Mode,
+    tx: UnboundedSender<Observed>,
+    mut line: Line,
+) {
+    let mut waiting: HashMap<i64, oneshot::Sender<String>> = HashMap::new();
     let (Ok(mut from_client), Ok(mut from_upstream)) = (client.events(), upstream.events()) else {
         close(&client, 1011, "proxy could not listen");
         close(&upstream, 1000, "");
@@ -67,7 +113,18 @@ pub async fn pump(client: WebSocket, upstream: WebSocket, mut mode: Mode, tx: Un
         close(&client, 1011, "browser socket failed");
     }
     loop {
-        match select(from_client.next(), from_upstream.next()).await {
+        let sockets = select(from_client.next(), from_upstream.next());
+        let next = match select(sockets, line.injected.next()).await {
+            Either::Left((either, _)) => either,
+            Either::Right((Some(cmd), _)) => {
+                if upstream.send_with_str(&cmd.text).is_ok() {
+                    waiting.insert(cmd.id, cmd.reply);
+                }
+                continue;
+            }
+            Either::Right((None, _)) => continue,
+        };
+        match next {
             Either::Left((event, _)) => match event {
                 Some(Ok(WebsocketEvent::Message(m))) => {
                     if let Some(text) = m.text() {
@@ -106,6 +163,12 @@ pub async fn pump(client: WebSocket, upstream: WebSocket, mut mode: Mode, tx: Un
             Either::Right((event, _)) => match event {
                 Some(Ok(WebsocketEvent::Message(m))) => {
                     if let Some(text) = m.text() {
+                        if !waiting.is_empty()
+                            && let Some(reply) = injected_answer(&text, &mut waiting)
+                        {
+                            let _ = reply.send(text);
+                            continue;
+                        }
                         let out = match &mut mode {
                             Mode::Browser => Some(text),
                             Mode::Page { bridge, early } => match bridge.from_browser(&text) {
@@ -159,6 +222,18 @@ pub async fn pump(client: WebSocket, upstream: WebSocket, mut mode: Mode, tx: Un
         }
     }
     let _ = tx.unbounded_send(Observed::Closed);
+}
+
+/// The waiter of an answer to an injected command.
+fn injected_answer(
+    text: &str,
+    waiting: &mut HashMap<i64, oneshot::Sender<String>>,
+) -> Option<oneshot::Sender<String>> {
+    let msg = Envelope::parse(text)?;
+    if msg.method.is_some() || msg.session_id.is_some() {
+        return None;
+    }
+    waiting.remove(&msg.id?)
 }
 
 /// The recorder's task: feeds the recorder, and hands its actions to the sink in batches.

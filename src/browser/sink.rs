@@ -18,6 +18,8 @@ use crate::rt;
 
 /// Attempts per batch (a Durable Object restart or an R2 hiccup should not lose actions).
 const ATTEMPTS: u32 = 3;
+/// Actions per append, well within the append limits (events and bytes per batch).
+const BATCH: usize = 100;
 
 pub struct Sink {
     env: Env,
@@ -43,11 +45,16 @@ impl Sink {
         Sink { env, key: key.to_owned(), connection, batches: 0, max_blob_bytes }
     }
 
-    /// Records `actions` in the session (in order, one append).
-    pub async fn store(&mut self, actions: Vec<Recorded>) {
-        if actions.is_empty() {
-            return;
+    /// Records `actions` in the session, in order, in as few appends as the limits allow.
+    pub async fn store(&mut self, mut actions: Vec<Recorded>) {
+        while !actions.is_empty() {
+            let rest = actions.split_off(actions.len().min(BATCH));
+            self.store_batch(actions).await;
+            actions = rest;
         }
+    }
+
+    async fn store_batch(&mut self, actions: Vec<Recorded>) {
         self.batches += 1;
         let idempotency_key = format!("cdp:{}:{}", self.connection, self.batches);
         let mut events = Vec::with_capacity(actions.len());
