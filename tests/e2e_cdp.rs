@@ -196,7 +196,15 @@ fn a_client_disconnect_closes_the_upstream() {
             drop(ws);
         } else {
             ws.close(None).unwrap();
-            while !matches!(ws.read(), Ok(Message::Close(_)) | Err(_)) {}
+            // The proxy completes the close handshake.
+            let done = loop {
+                match ws.read() {
+                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break true,
+                    Ok(_) => continue,
+                    Err(_) => break false,
+                }
+            };
+            assert!(done, "no close reply");
         }
         s.wait_stats(10, "the upstream socket to close", |st| st["open"] == 0);
     }

@@ -153,6 +153,7 @@ pub async fn pump(
                 }
                 Some(Ok(WebsocketEvent::Close(c))) => {
                     close(&upstream, c.code(), &c.reason());
+                    close(&client, c.code(), &c.reason()); // completes the client's handshake
                     break;
                 }
                 Some(Err(_)) | None => {
@@ -212,6 +213,7 @@ pub async fn pump(
                 }
                 Some(Ok(WebsocketEvent::Close(c))) => {
                     close(&client, c.code(), &c.reason());
+                    close(&upstream, c.code(), &c.reason());
                     break;
                 }
                 Some(Err(_)) | None => {
