@@ -12,7 +12,7 @@ export WRANGLER_HIDE_BANNER := true
 
 PORT ?= 8787
 
-.PHONY: dev test test-fast setup build build-test lint bench fmt clean
+.PHONY: dev test test-fast setup setup-browser build build-test lint bench fmt clean
 
 ## Serve the engine on http://127.0.0.1:$(PORT): local workerd, Durable Objects and R2 under .wrangler/state.
 dev: build
@@ -20,16 +20,20 @@ dev: build
 	wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to .wrangler/state --show-interactive-dev-session=false --var MOLTLOG_DEV_MODE:1
 
 ## Every test: unit, property, golden, simulation, and end-to-end against real workerd.
-test: build-test
+test: build-test setup-browser
 	cargo test --workspace -- --include-ignored
 
 ## Quick loop: skips the tests marked slow.
-test-fast: build-test
+test-fast: build-test setup-browser
 	cargo test --workspace
 
 ## Installs the pinned toolchain pieces that are missing.
 setup:
 	@bash scripts/setup.sh
+
+## Debian's chromium for the CDP proxy's end-to-end tests (apt; never a downloaded browser).
+setup-browser:
+	@bash scripts/setup-browser.sh
 
 ## The Worker as deployed (build/).
 build: setup

@@ -47,6 +47,9 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
         Route::GetBlob(hex) => get_blob(env, &hex).await,
         Route::Session(key, SessionRoute::PutBlob) => put_blob(req, env, key.as_str()).await,
         Route::Session(key, _) => forward(req, env, key.as_str(), actor.map(|a| a.name())).await,
+        Route::Cdp(key, _) => {
+            forward_to(crate::browser::BROWSERS_BINDING, req, env, key.as_str(), None).await
+        }
         Route::TestHarness(what) => test_route(req, env, &what).await,
         // Chat platforms and webhook senders: authenticated by their own signatures.
         Route::Bridge(platform) => crate::bridge::worker::handle(req, env, platform).await,
@@ -74,6 +77,17 @@ fn health() -> serde_json::Value {
 /// Passes the request to the session's Durable Object with the routed key (and the actor, for
 /// appends) in headers the client cannot set.
 async fn forward(req: &mut Request, env: &Env, key: &str, actor: Option<&str>) -> Result<Response, ApiError> {
+    forward_to(SESSIONS_BINDING, req, env, key, actor).await
+}
+
+/// `forward` to the object named `key` of the Durable Object namespace `binding`.
+async fn forward_to(
+    binding: &str,
+    req: &mut Request,
+    env: &Env,
+    key: &str,
+    actor: Option<&str>,
+) -> Result<Response, ApiError> {
     // The client's headers, copied in one call, minus any internal `x-moltlog-*` header: the
     // Durable Object trusts those, so only this code may set them.
     let headers = req.headers().clone();
@@ -90,7 +104,7 @@ async fn forward(req: &mut Request, env: &Env, key: &str, actor: Option<&str>) -
         init.with_body(req.inner().body().map(Into::into));
     }
     let inner = Request::new_with_init(req.url()?.as_ref(), &init)?;
-    let stub = env.durable_object(SESSIONS_BINDING)?.id_from_name(key)?.get_stub()?;
+    let stub = env.durable_object(binding)?.id_from_name(key)?.get_stub()?;
     Ok(stub.fetch_with_request(inner).await?)
 }
 

@@ -6,12 +6,15 @@
 pub mod api;
 pub mod auth;
 pub mod bridge;
+pub mod cdp;
 pub mod config;
 pub mod hooks;
 pub mod http;
 pub mod schedule;
 pub mod sig;
 
+#[cfg(target_arch = "wasm32")]
+mod browser;
 #[cfg(target_arch = "wasm32")]
 mod directory;
 #[cfg(target_arch = "wasm32")]

@@ -22,6 +22,25 @@ pub enum Route {
     Subscriptions,
     /// `GET|DELETE /v1/subscriptions/{id}`.
     Subscription(String),
+    /// `/cdp/{key}/…`: the session's recording CDP proxy.
+    Cdp(SessionKey, CdpRoute),
+}
+
+/// Routes under `/cdp/{key}`: the DevTools HTTP discovery endpoints and the sockets they name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CdpRoute {
+    /// `json/version` (Playwright asks with a trailing slash).
+    Version,
+    /// `json/list` or `json`.
+    List,
+    /// `json/new?{url}`, PUT (newer Chrome) or GET (older clients).
+    New,
+    /// `json/close/{targetId}`.
+    Close(String),
+    /// `devtools/browser[/{id}]` or the root itself: the browser socket.
+    BrowserSocket,
+    /// `devtools/page/{targetId}`: one tab's socket.
+    PageSocket(String),
 }
 
 /// Routes under `/v1/sessions/{key}`.
@@ -149,6 +168,38 @@ pub fn parse(method: Method, path: &str) -> Result<Route, RouteError> {
             Method::Get | Method::Delete => Ok(Route::Subscription((*id).to_owned())),
             _ => Err(RouteError::MethodNotAllowed { path: path.to_owned(), allowed: "GET, DELETE" }),
         },
+        ["cdp", key, rest @ ..] => {
+            let key = SessionKey::parse(&decode_segment(key))?;
+            let get = |r: CdpRoute| allow(path, method, Method::Get, "GET").map(|_| r);
+            let route = match rest {
+                [] | [""] | ["devtools", "browser"] | ["devtools", "browser", _] => {
+                    get(CdpRoute::BrowserSocket)?
+                }
+                ["json", "version"] | ["json", "version", ""] => get(CdpRoute::Version)?,
+                ["json"] | ["json", ""] | ["json", "list"] | ["json", "list", ""] => get(CdpRoute::List)?,
+                ["json", "new"] | ["json", "new", ""] => match method {
+                    Method::Get | Method::Put => CdpRoute::New,
+                    _ => {
+                        return Err(RouteError::MethodNotAllowed {
+                            path: path.to_owned(),
+                            allowed: "PUT, GET",
+                        });
+                    }
+                },
+                ["json", "close", id] if !id.is_empty() => match method {
+                    Method::Get | Method::Put => CdpRoute::Close(decode_segment(id)),
+                    _ => {
+                        return Err(RouteError::MethodNotAllowed {
+                            path: path.to_owned(),
+                            allowed: "GET, PUT",
+                        });
+                    }
+                },
+                ["devtools", "page", id] if !id.is_empty() => get(CdpRoute::PageSocket(decode_segment(id)))?,
+                _ => return Err(RouteError::NotFound(path.to_owned())),
+            };
+            Ok(Route::Cdp(key, route))
+        }
         ["v1", "sessions", key, rest @ ..] => {
             let key = SessionKey::parse(&decode_segment(key))?;
             let (route, want, allowed) = match rest {
@@ -271,5 +322,28 @@ mod tests {
             Some("sub_1".into())
         );
         assert_eq!(session_subscription_id(&format!("/v1/sessions/{k}/subscriptions")), None);
+    }
+
+    #[test]
+    fn parses_the_cdp_routes() {
+        let k = "agent:main:1";
+        let p = |m, s: &str| parse(m, &format!("/cdp/{k}{s}"));
+        let cdp = |r| Ok(Route::Cdp(key(k), r));
+        assert_eq!(p(Method::Get, "/json/version"), cdp(CdpRoute::Version));
+        assert_eq!(p(Method::Get, "/json/version/"), cdp(CdpRoute::Version));
+        assert_eq!(p(Method::Get, "/json/list"), cdp(CdpRoute::List));
+        assert_eq!(p(Method::Get, "/json"), cdp(CdpRoute::List));
+        assert_eq!(p(Method::Put, "/json/new"), cdp(CdpRoute::New));
+        assert_eq!(p(Method::Get, "/json/new"), cdp(CdpRoute::New));
+        assert_eq!(p(Method::Get, "/json/close/ABC"), cdp(CdpRoute::Close("ABC".into())));
+        assert_eq!(p(Method::Get, "/devtools/browser"), cdp(CdpRoute::BrowserSocket));
+        assert_eq!(p(Method::Get, "/devtools/browser/abc-123"), cdp(CdpRoute::BrowserSocket));
+        assert_eq!(p(Method::Get, ""), cdp(CdpRoute::BrowserSocket));
+        assert_eq!(p(Method::Get, "/devtools/page/T1"), cdp(CdpRoute::PageSocket("T1".into())));
+        assert_eq!(p(Method::Post, "/json/new").unwrap_err().status(), 405);
+        assert_eq!(p(Method::Post, "/json/version").unwrap_err().status(), 405);
+        assert_eq!(p(Method::Get, "/json/close/").unwrap_err().status(), 404);
+        assert_eq!(p(Method::Get, "/devtools/other/x").unwrap_err().status(), 404);
+        assert_eq!(parse(Method::Get, "/cdp/a b/json/version").unwrap_err().status(), 400);
     }
 }

@@ -9,6 +9,7 @@
 //! | `ACCESS_JWKS_REFETCH_MS` | least time between JWKS fetches for unknown kids (default 30000) |
 //! | `MOLTLOG_TOKENS` | secret: JSON list of machine tokens, see [`super::token`] |
 //! | `MOLTLOG_DEV_MODE` | `1`: local development without credentials (never in production) |
+//! | `MOLTLOG_CDP_SECRET` | secret: the master of the per-session CDP secrets, see [`super::session_secret`] |
 
 use super::token::{TokenConfigError, TokenSet};
 
@@ -30,6 +31,8 @@ pub struct AuthConfig {
     pub dev_mode: bool,
     pub tokens: TokenSet,
     pub access: Option<AccessConfig>,
+    /// The master of the per-session CDP secrets.
+    pub cdp_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +49,8 @@ pub enum AuthConfigError {
     RefetchMs(String),
     #[error("MOLTLOG_DEV_MODE {0:?} is neither 1 nor 0")]
     DevMode(String),
+    #[error("MOLTLOG_CDP_SECRET is shorter than 16 characters; use e.g. `openssl rand -hex 32`")]
+    CdpSecretShort,
 }
 
 impl AuthConfig {
@@ -68,12 +73,16 @@ impl AuthConfig {
             }
             _ => return Err(AuthConfigError::AccessHalfSet),
         };
-        Ok(AuthConfig { dev_mode, tokens, access })
+        let cdp_secret = get("MOLTLOG_CDP_SECRET");
+        if cdp_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(AuthConfigError::CdpSecretShort);
+        }
+        Ok(AuthConfig { dev_mode, tokens, access, cdp_secret })
     }
 
     /// Whether any way to authenticate is configured (dev mode aside).
     pub fn has_credentials(&self) -> bool {
-        self.access.is_some() || !self.tokens.is_empty()
+        self.access.is_some() || !self.tokens.is_empty() || self.cdp_secret.is_some()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod policy;
 pub mod request;
 pub mod scope;
+pub mod session_secret;
 pub mod token;
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod web;
@@ -75,6 +76,12 @@ pub enum AuthFailure {
     Jwks(#[from] jwks::JwksError),
     #[error("access control is misconfigured; see the error logged at start")]
     Misconfigured,
+    #[error("a CDP secret was presented but MOLTLOG_CDP_SECRET is not configured")]
+    SecretNotConfigured,
+    #[error("the CDP secret is not this session's")]
+    BadSessionSecret,
+    #[error("a CDP secret only opens a CDP route")]
+    SecretOffRoute,
     /// A dev-mode request named an actor it cannot be: a 400, not a 401.
     #[error(transparent)]
     BadDevActor(#[from] request::BadDevActor),
@@ -86,6 +93,8 @@ pub enum AuthFailure {
 pub enum Resolved {
     Known(Identity),
     AccessJwt(String),
+    /// A per-session CDP secret, checked against the routed session's key by [`session_identity`].
+    SessionSecret(String),
 }
 
 /// Resolves presented credentials. Credentials, when presented, are always checked (also in dev
@@ -103,7 +112,30 @@ pub fn resolve(presented: Presented, cfg: &AuthConfig, dev: Option<Actor>) -> Re
             .ok_or(AuthFailure::UnknownToken),
         Presented::AccessJwt(jwt) if cfg.access.is_some() => Ok(Resolved::AccessJwt(jwt)),
         Presented::AccessJwt(_) => Err(AuthFailure::AccessNotConfigured),
+        Presented::SessionSecret(_) if cfg.cdp_secret.is_none() => Err(AuthFailure::SecretNotConfigured),
+        Presented::SessionSecret(s) => Ok(Resolved::SessionSecret(s)),
     }
+}
+
+/// The identity a per-session CDP secret stands for: `session:{key}:browser` for the routed
+/// session, if the secret is that session's.
+pub fn session_identity(
+    secret: &str,
+    cfg: &AuthConfig,
+    key: Option<&moltlog_core::key::SessionKey>,
+) -> Result<Identity, AuthFailure> {
+    let master = cfg.cdp_secret.as_deref().ok_or(AuthFailure::SecretNotConfigured)?;
+    let key = key.ok_or(AuthFailure::SecretOffRoute)?;
+    if !session_secret::verify(master, key, secret) {
+        return Err(AuthFailure::BadSessionSecret);
+    }
+    Ok(Identity::Token {
+        name: "cdp-secret".into(),
+        scopes: vec![Scope::Session {
+            pattern: scope::KeyPattern::Exact(key.clone()),
+            op: scope::SessionOp::Browser,
+        }],
+    })
 }
 
 #[cfg(test)]
@@ -135,6 +167,28 @@ mod tests {
         assert_eq!(resolve(Presented::Bearer("nope".into()), &c, dev), Err(AuthFailure::UnknownToken));
         assert_eq!(resolve(Presented::NotBearer, &c, dev), Err(AuthFailure::NotBearer));
         assert_eq!(resolve(Presented::AccessJwt("x".into()), &c, dev), Err(AuthFailure::AccessNotConfigured));
+        assert_eq!(
+            resolve(Presented::SessionSecret("x".into()), &c, dev),
+            Err(AuthFailure::SecretNotConfigured)
+        );
+    }
+
+    #[test]
+    fn a_session_secret_opens_the_browser_of_its_session() {
+        let c = AuthConfig { cdp_secret: Some("master".into()), ..AuthConfig::default() };
+        let k = moltlog_core::key::SessionKey::parse("agent:main:1").unwrap();
+        let other = moltlog_core::key::SessionKey::parse("agent:main:2").unwrap();
+        let s = session_secret::derive("master", &k);
+        assert_eq!(
+            resolve(Presented::SessionSecret(s.clone()), &c, None),
+            Ok(Resolved::SessionSecret(s.clone()))
+        );
+        let id = session_identity(&s, &c, Some(&k)).unwrap();
+        let Identity::Token { scopes, .. } = &id else { panic!("not a token identity") };
+        assert!(scopes[0].allows_session(&k, scope::SessionOp::Browser));
+        assert!(!scopes[0].allows_session(&k, scope::SessionOp::Append));
+        assert_eq!(session_identity(&s, &c, Some(&other)), Err(AuthFailure::BadSessionSecret));
+        assert_eq!(session_identity(&s, &c, None), Err(AuthFailure::SecretOffRoute));
     }
 
     #[test]

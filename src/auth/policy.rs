@@ -31,7 +31,7 @@ pub enum Rule {
 
 /// The table. An exhaustive match: a new route does not compile until it is given a rule.
 pub fn rule(route: &Route) -> Rule {
-    use SessionOp::{Append, Read};
+    use SessionOp::{Append, Browser, Read};
     match route {
         Route::Health => Rule::Public,
         // Only compiled in with the test-harness feature; the deployed Worker answers 404.
@@ -42,6 +42,8 @@ pub fn rule(route: &Route) -> Rule {
         Route::Bridge(_) | Route::Hook(_) => Rule::Signed,
         // Outbound webhooks are integrations an operator sets up (creating one returns its secret).
         Route::Subscriptions | Route::Subscription(_) => Rule::Operator,
+        // Every CDP route drives (or lists) the session's browser and records into the session.
+        Route::Cdp(_, _) => Rule::Session { op: Browser, audit: false },
         Route::Session(_, r) => match r {
             SessionRoute::Append | SessionRoute::PutBlob => Rule::Session { op: Append, audit: false },
             SessionRoute::Events | SessionRoute::Export | SessionRoute::Verify => {
@@ -98,7 +100,7 @@ pub fn decide(route: &Route, identity: &Identity) -> Decision {
         Identity::Token { scopes, .. } => scopes,
     };
     let granted = match (rule, route) {
-        (Rule::Session { op, audit }, Route::Session(key, _)) => {
+        (Rule::Session { op, audit }, Route::Session(key, _) | Route::Cdp(key, _)) => {
             scopes.iter().any(|s| s.allows_session(key, op) || (audit && *s == Scope::AuditRead))
         }
         (Rule::AnySessionRead, _) => {
@@ -189,6 +191,28 @@ mod tests {
         }
         assert_eq!(at(Method::Post, &format!("{K}/events"), &audit), Decision::Forbidden);
         assert_eq!(at(Method::Get, "/v1/sessions", &audit), Decision::Forbidden);
+    }
+
+    #[test]
+    fn the_cdp_proxy_needs_the_browser_scope_of_its_session() {
+        let browser = token(&["session:agent:main:chat:1:browser"]);
+        let allow = Decision::Allow { actor: Some(Actor::Runtime) };
+        let cdp = "/cdp/agent:main:chat:1";
+        for p in ["/json/version/", "/json/list", "/devtools/browser", "/devtools/page/T"] {
+            assert_eq!(at(Method::Get, &format!("{cdp}{p}"), &browser), allow, "{p}");
+            assert_eq!(
+                at(Method::Get, &format!("{cdp}{p}"), &Identity::Anonymous),
+                Decision::Unauthenticated
+            );
+        }
+        assert_eq!(at(Method::Put, &format!("{cdp}/json/new"), &browser), allow);
+        assert_eq!(at(Method::Get, "/cdp/agent:main:chat:2/json/list", &browser), Decision::Forbidden);
+        // Appending or reading the session is not driving its browser, nor the other way round.
+        let runtime = token(&["session:agent:main:*:append", "session:agent:main:*:read"]);
+        assert_eq!(at(Method::Get, &format!("{cdp}/json/version"), &runtime), Decision::Forbidden);
+        assert_eq!(at(Method::Post, &format!("{K}/events"), &browser), Decision::Forbidden);
+        let person = Identity::AccessUser { subject: "u".into(), email: None };
+        assert_eq!(at(Method::Get, &format!("{cdp}/json/list"), &person).status(), None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Presented {
     NotBearer,
     Bearer(String),
     AccessJwt(String),
+    /// A per-session CDP secret from the query (`?secret=`), see [`super::session_secret`].
+    SessionSecret(String),
 }
 
 /// The parts of a request that carry or qualify credentials.
@@ -36,9 +38,24 @@ pub struct Facts<'a> {
     pub cors_protected: bool,
     /// `scheme://host[:port]` of the request URL.
     pub own_origin: &'a str,
+    /// `?token=` on a route whose clients can only carry credentials in the URL (CDP).
+    pub query_token: Option<&'a str>,
+    /// `?secret=` on such a route.
+    pub query_secret: Option<&'a str>,
 }
 
 pub fn presented(f: &Facts<'_>) -> Presented {
+    let query_token = f.query_token.map(str::trim).filter(|t| !t.is_empty());
+    if f.authorization.is_none()
+        && let Some(token) = query_token
+    {
+        return Presented::Bearer(token.to_owned());
+    }
+    if f.authorization.is_none()
+        && let Some(secret) = f.query_secret.map(str::trim).filter(|s| !s.is_empty())
+    {
+        return Presented::SessionSecret(secret.to_owned());
+    }
     if let Some(auth) = f.authorization {
         return match auth.trim().split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
@@ -131,6 +148,17 @@ mod tests {
         assert_eq!(presented(&Facts { origin: Some("https://evil.example"), ..post }), Presented::Nothing);
         assert_eq!(presented(&Facts { origin: Some(ME), ..post }), Presented::AccessJwt("c.p.s".into()));
         assert_eq!(presented(&post), Presented::AccessJwt("c.p.s".into()));
+    }
+
+    #[test]
+    fn query_credentials_come_after_the_authorization_header() {
+        let q = Facts { query_token: Some("qt"), cookie: Some("CF_Authorization=c.p.s"), ..facts() };
+        assert_eq!(presented(&q), Presented::Bearer("qt".into()));
+        assert_eq!(presented(&Facts { authorization: Some("Bearer h"), ..q }), Presented::Bearer("h".into()));
+        let s = Facts { query_secret: Some("ab12"), ..facts() };
+        assert_eq!(presented(&s), Presented::SessionSecret("ab12".into()));
+        assert_eq!(presented(&Facts { query_token: Some("qt"), ..s }), Presented::Bearer("qt".into()));
+        assert_eq!(presented(&Facts { query_token: Some(" "), ..facts() }), Presented::Nothing);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Token scopes: what a machine token may do.
 //!
-//! `admin` | `audit:read` | `session:{key-or-prefix}:append|read`. Session keys contain `:`, so the
+//! `admin` | `audit:read` | `session:{key-or-prefix}:append|read|browser`. Session keys contain `:`, so the
 //! operation is parsed from the end; a prefix ends with `*` (`session:agent:main:*:read`).
 
 use std::fmt;
@@ -14,6 +14,9 @@ pub enum SessionOp {
     Append,
     /// Every `GET` route of the session (events, state, info, restore, tail, export, verify).
     Read,
+    /// The session's recording CDP proxy (`/cdp/{key}/…`): driving the agent's browser is more
+    /// than appending, so it is granted on its own.
+    Browser,
 }
 
 impl SessionOp {
@@ -21,6 +24,7 @@ impl SessionOp {
         match self {
             SessionOp::Append => "append",
             SessionOp::Read => "read",
+            SessionOp::Browser => "browser",
         }
     }
 }
@@ -70,14 +74,15 @@ impl Scope {
             "audit:read" => return Ok(Scope::AuditRead),
             _ => {}
         }
-        let rest = s
-            .strip_prefix("session:")
-            .ok_or_else(|| err("expected admin, audit:read or session:{key-or-prefix}:append|read"))?;
-        let (pattern, op) = rest.rsplit_once(':').ok_or_else(|| err("missing :append or :read"))?;
+        let rest = s.strip_prefix("session:").ok_or_else(|| {
+            err("expected admin, audit:read or session:{key-or-prefix}:append|read|browser")
+        })?;
+        let (pattern, op) = rest.rsplit_once(':').ok_or_else(|| err("missing :append, :read or :browser"))?;
         let op = match op {
             "append" => SessionOp::Append,
             "read" => SessionOp::Read,
-            _ => return Err(err("the operation must be append or read")),
+            "browser" => SessionOp::Browser,
+            _ => return Err(err("the operation must be append, read or browser")),
         };
         let pattern = match pattern.strip_suffix('*') {
             Some(prefix) => {
@@ -147,7 +152,14 @@ mod tests {
 
     #[test]
     fn round_trips_through_display() {
-        for s in ["admin", "audit:read", "session:a:b:append", "session:agent:*:read", "session:*:append"] {
+        for s in [
+            "admin",
+            "audit:read",
+            "session:a:b:append",
+            "session:agent:*:read",
+            "session:*:append",
+            "session:agent:main:1:browser",
+        ] {
             assert_eq!(Scope::parse(s).unwrap().to_string(), s);
         }
     }

@@ -69,9 +69,9 @@ pub async fn authorize(req: &Request, env: &Env, route: &Route) -> Result<Option
         return Ok(None);
     }
     let cfg = config(env);
-    let incoming = Incoming::read(req)?;
+    let incoming = Incoming::read(req, route)?;
     let identity = match cfg.as_ref() {
-        Some(cfg) => identify(&incoming, cfg).await,
+        Some(cfg) => identify(&incoming, cfg, route).await,
         None => Err(AuthFailure::Misconfigured),
     };
     let identity = match identity {
@@ -118,13 +118,24 @@ struct Incoming {
     cors_protected: bool,
     own_origin: String,
     loopback: bool,
+    query_token: Option<String>,
+    query_secret: Option<String>,
 }
 
 impl Incoming {
-    fn read(req: &Request) -> Result<Incoming, ApiError> {
+    fn read(req: &Request, route: &Route) -> Result<Incoming, ApiError> {
         let h = req.headers();
         let url = req.url()?;
+        // Only CDP clients carry credentials in the URL (they cannot set headers on the socket
+        // URLs they are handed); elsewhere a URL credential would only end up in logs.
+        let query = |name: &str| {
+            matches!(route, Route::Cdp(..))
+                .then(|| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+                .flatten()
+        };
         Ok(Incoming {
+            query_token: query("token"),
+            query_secret: query("secret"),
             authorization: h.get("authorization")?,
             access_jwt: h.get(request::ACCESS_JWT_HEADER)?,
             cookie: h.get("cookie")?,
@@ -139,8 +150,10 @@ impl Incoming {
 }
 
 /// Who the request is, or why its credentials were refused.
-async fn identify(inc: &Incoming, cfg: &AuthConfig) -> Result<Identity, AuthFailure> {
+async fn identify(inc: &Incoming, cfg: &AuthConfig, route: &Route) -> Result<Identity, AuthFailure> {
     let facts = Facts {
+        query_token: inc.query_token.as_deref(),
+        query_secret: inc.query_secret.as_deref(),
         authorization: inc.authorization.as_deref(),
         access_jwt: inc.access_jwt.as_deref(),
         cookie: inc.cookie.as_deref(),
@@ -162,6 +175,13 @@ async fn identify(inc: &Incoming, cfg: &AuthConfig) -> Result<Identity, AuthFail
     };
     match super::resolve(request::presented(&facts), cfg, dev)? {
         Resolved::Known(id) => Ok(id),
+        Resolved::SessionSecret(secret) => {
+            let key = match route {
+                Route::Cdp(key, _) => Some(key),
+                _ => None,
+            };
+            super::session_identity(&secret, cfg, key)
+        }
         Resolved::AccessJwt(jwt) => {
             let access = cfg.access.as_ref().ok_or(AuthFailure::AccessNotConfigured)?;
             verify_access(&jwt, access).await
