@@ -35,14 +35,29 @@ fn post(agent: &ureq::Agent, url: &str, body: &str) -> u16 {
 }
 
 fn fill(w: &Worker, key: &str, total: usize, batch: usize) -> Duration {
-    let a = agent();
+    fill_concurrently(w, key, total, batch, 1)
+}
+
+/// Appends `total` events in requests of `batch`, from `clients` threads at once.
+fn fill_concurrently(w: &Worker, key: &str, total: usize, batch: usize, clients: usize) -> Duration {
     let url = w.url(&format!("/v1/sessions/{key}/events"));
+    let requests: Vec<Vec<usize>> =
+        (0..total).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let start = Instant::now();
-    for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
-        let events: Vec<Value> = chunk.iter().map(|&i| event(i)).collect();
-        let status = post(&a, &url, &json!({ "events": events }).to_string());
-        assert_eq!(status, 201, "fill failed");
-    }
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                let a = agent();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(chunk) = requests.get(i) else { return };
+                    let events: Vec<Value> = chunk.iter().map(|&i| event(i)).collect();
+                    assert_eq!(post(&a, &url, &json!({ "events": events }).to_string()), 201, "fill failed");
+                }
+            });
+        }
+    });
     start.elapsed()
 }
 
@@ -146,32 +161,56 @@ fn runtime_cpu_ms(w: &Worker) -> u64 {
     total
 }
 
+/// The same append loads against any Worker serving `POST /v1/sessions/{key}/events`.
+struct Loads {
+    batched: f64,
+    batched_cpu_us: f64,
+    batched_c4: f64,
+    batched_1000: f64,
+    singles: (f64, Duration, Duration),
+}
+
+fn loads(w: &Worker, tag: &str) -> Loads {
+    let k = session_key(&format!("{tag}-batch"));
+    fill(w, &k, 2_000, 100); // warm up
+    let n = 20_000;
+    let cpu0 = runtime_cpu_ms(w);
+    let t = fill(w, &k, n, 100);
+    let batched_cpu_us = (runtime_cpu_ms(w) - cpu0) as f64 * 1000.0 / n as f64;
+    let batched = n as f64 / t.as_secs_f64();
+    let batched_c4 =
+        n as f64 / fill_concurrently(w, &session_key(&format!("{tag}-c4")), n, 100, 4).as_secs_f64();
+    let batched_1000 = n as f64 / fill(w, &session_key(&format!("{tag}-1000")), n, 1000).as_secs_f64();
+    let k2 = session_key(&format!("{tag}-single"));
+    singles(w, &k2, 8, 20); // warm up
+    let singles = singles(w, &k2, 8, 250);
+    Loads { batched, batched_cpu_us, batched_c4, batched_1000, singles }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo bench --list
     }
     common::ensure_built();
-    println!("moltlog session engine on local workerd ({})", machine());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("moltlog session engine on local workerd ({})", machine());
     println!("load average before: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let opts = Options { production_intervals: true, ..Options::default() };
 
-    // Batched appends into one session.
-    let w = Worker::start_with(opts.clone());
-    let k = session_key("bench-batch");
-    fill(&w, &k, 2_000, 100); // warm up
-    let n = 30_000;
-    let cpu0 = runtime_cpu_ms(&w);
-    let t = fill(&w, &k, n, 100);
-    let batched_cpu_us = (runtime_cpu_ms(&w) - cpu0) as f64 * 1000.0 / n as f64;
-    let batched = n as f64 / t.as_secs_f64();
+    // The baseline: a minimal JavaScript Durable Object, same machine, same run.
+    let baseline_main = common::repo().join("benches/baseline/worker.js");
+    let baseline_config = format!(
+        "name = \"baseline\"\nmain = {:?}\ncompatibility_date = \"2026-08-01\"\n\
+         [[durable_objects.bindings]]\nname = \"LOG\"\nclass_name = \"Log\"\n\
+         [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"Log\"]\n",
+        baseline_main.display().to_string()
+    );
+    let base = Worker::start_with(Options { config: Some(baseline_config), ..opts.clone() });
+    let b = loads(&base, "baseline");
+    drop(base);
 
-    // Single-event appends at concurrency 8.
-    let k2 = session_key("bench-single");
-    singles(&w, &k2, 8, 20); // warm up
-    let cpu0 = runtime_cpu_ms(&w);
-    let (rps, p50, p99) = singles(&w, &k2, 8, 250);
-    let single_cpu_us = (runtime_cpu_ms(&w) - cpu0) as f64 * 1000.0 / 2000.0;
+    let w = Worker::start_with(opts.clone());
+    let m = loads(&w, "moltlog");
 
     // Append cost as the session grows: p50 at ~100 events vs at 50,000.
     let k3 = session_key("bench-flat");
@@ -198,30 +237,70 @@ fn main() {
     let wasm = w.post(&format!("/__test/sessions/{k4}/memory"), &json!({})).body["wasm_memory_bytes"]
         .as_u64()
         .unwrap_or(0);
+    // And with no snapshot at all: every event replayed.
+    w.post(&format!("/__test/sessions/{k4}/drop-snapshots"), &json!({}));
+    w.post(&format!("/__test/sessions/{k4}/evict"), &json!({}));
+    let t = Instant::now();
+    let full = w.get(&format!("/v1/sessions/{k4}"));
+    let rebuild_full = t.elapsed();
+    let wasm_full = w.post(&format!("/__test/sessions/{k4}/memory"), &json!({})).body["wasm_memory_bytes"]
+        .as_u64()
+        .unwrap_or(0);
+
+    let (rps, p50, p99) = m.singles;
+    let (brps, bp50, bp99) = b.singles;
     println!();
-    println!("| figure | measured | target |");
-    println!("|---|---|---|");
-    println!("| batched appends (100/request, one session) | {batched:.0} events/s | >= 20,000 |");
-    println!("| runtime CPU per batched event (workerd + wrangler) | {batched_cpu_us:.1} µs | |");
-    println!("| single-event appends, concurrency 8 | {rps:.0} requests/s | >= 400 |");
-    println!("| runtime CPU per single-event request | {single_cpu_us:.0} µs | |");
-    println!("| single-event latency p50 / p99 | {:.1} / {:.1} ms | p99 <= 50 ms |", ms(p50), ms(p99));
+    println!("| figure | moltlog | baseline JS DO | target |");
+    println!("|---|---|---|---|");
     println!(
-        "| append p50 at 100 vs 50,000 events | {:.2} / {:.2} ms ({:.2}x) | <= 1.2x |",
+        "| batched appends, 100/request, 1 client | {:.0} events/s | {:.0} events/s | >= 20,000 |",
+        m.batched, b.batched
+    );
+    println!(
+        "| batched appends, 100/request, 4 clients | {:.0} events/s | {:.0} events/s | >= 20,000 |",
+        m.batched_c4, b.batched_c4
+    );
+    println!(
+        "| batched appends, 1000/request, 1 client | {:.0} events/s | {:.0} events/s | |",
+        m.batched_1000, b.batched_1000
+    );
+    println!(
+        "| runtime CPU per batched event (workerd + wrangler) | {:.1} µs | {:.1} µs | |",
+        m.batched_cpu_us, b.batched_cpu_us
+    );
+    println!("| single-event appends, concurrency 8 | {rps:.0} requests/s | {brps:.0} requests/s | >= 400 |");
+    println!(
+        "| single-event latency p50 / p99 | {:.1} / {:.1} ms | {:.1} / {:.1} ms | p99 <= 50 ms |",
+        ms(p50),
+        ms(p99),
+        ms(bp50),
+        ms(bp99)
+    );
+    println!(
+        "| append p50 at 100 vs 50,000 events | {:.2} / {:.2} ms ({:.2}x) | | <= 1.2x |",
         ms(small_p50),
         ms(big_p50),
         ms(big_p50) / ms(small_p50)
     );
-    println!("| cold rebuild, 100,500 events (snapshot + 500 tail) | {:.0} ms | <= 1,000 ms |", ms(rebuild));
     println!(
-        "| isolate wasm memory after the rebuilds (peak) | {:.1} MiB | well under 128 MiB |",
-        wasm as f64 / 1048576.0
+        "| cold rebuild, 100,500 events (snapshot + 500 tail) | {:.0} ms | | <= 1,000 ms |",
+        ms(rebuild)
     );
     println!(
-        "| workerd RSS before / after rebuild (peak) | {rss_before} / {rss_after} ({rss_peak}) MiB | (whole runtime) |"
+        "| cold rebuild, 100,500 events, no snapshot (all replayed: {}) | {:.0} ms | | |",
+        full.body["wake"]["replayed"],
+        ms(rebuild_full)
     );
     println!(
-        "| info after rebuild | from snapshot {}, replayed {} | |",
+        "| isolate wasm memory after the rebuilds (peak) | {:.1} / {:.1} MiB | | well under 128 MiB |",
+        wasm as f64 / 1048576.0,
+        wasm_full as f64 / 1048576.0
+    );
+    println!(
+        "| workerd RSS before / after rebuild (peak) | {rss_before} / {rss_after} ({rss_peak}) MiB | | (whole runtime) |"
+    );
+    println!(
+        "| info after rebuild | from snapshot {}, replayed {} | | |",
         info.body["wake"]["from_snapshot"], info.body["wake"]["replayed"]
     );
 }

@@ -44,6 +44,14 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
             so.state.storage().delete_alarm().await?;
             Ok(rt::json(200, &json!({"wiped": key.as_str()}))?)
         }
+        // All local snapshots gone: the next wake replays the whole log.
+        "drop-snapshots" => {
+            use moltlog_core::store::LogStore;
+            let mut store =
+                SqlStore::open(&so.state.storage()).map_err(|e| ApiError::internal(e.to_string()))?;
+            store.prune_snapshots_before(i64::MAX as u64).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(rt::json(200, &json!({"dropped": true}))?)
+        }
         // The isolate's wasm linear memory (it never shrinks: this is its peak).
         "memory" => {
             use wasm_bindgen::JsCast;

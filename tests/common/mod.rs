@@ -63,6 +63,9 @@ pub struct Options {
     pub vars: Vec<(String, String)>,
     /// Keep the production intervals for background work (benchmarks); tests shorten them.
     pub production_intervals: bool,
+    /// Serve another Worker instead of moltlog: its wrangler.toml text (with an absolute `main`).
+    /// The benchmarks use it to run a baseline beside moltlog.
+    pub config: Option<String>,
 }
 
 /// A running Worker on workerd.
@@ -125,8 +128,11 @@ impl Worker {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let config = dir.join("wrangler.toml");
-        let template = fs::read_to_string(repo().join("wrangler.toml")).unwrap();
-        fs::write(&config, test_config(&template)).unwrap();
+        let text = match &opts.config {
+            Some(text) => text.clone(),
+            None => test_config(&fs::read_to_string(repo().join("wrangler.toml")).unwrap()),
+        };
+        fs::write(&config, text).unwrap();
         let mut w = Worker {
             child: None,
             port: 0,
