@@ -233,6 +233,9 @@ impl Engine {
     }
 
     /// A retry of an earlier append, recognised by its batch key or by all of its event keys.
+    /// A batch key seen for the first time does not vouch for the events: their own keys are
+    /// checked as if it were absent, so that a reused event key is refused here rather than by
+    /// the store at commit.
     fn find_duplicate<S: LogStore>(
         &self,
         store: &S,
@@ -247,11 +250,11 @@ impl Engine {
             duplicate: true,
         };
         if let Some(key) = &req.idempotency_key {
-            return match store.lookup_key(key).map_err(AppendError::Store)? {
-                Some(e) if e.fingerprint == *batch_fp => Ok(Some(dup(&e))),
-                Some(_) => Err(AppendError::KeyReused { key: key.clone() }),
-                None => Ok(None),
-            };
+            match store.lookup_key(key).map_err(AppendError::Store)? {
+                Some(e) if e.fingerprint == *batch_fp => return Ok(Some(dup(&e))),
+                Some(_) => return Err(AppendError::KeyReused { key: key.clone() }),
+                None => {}
+            }
         }
         let mut found: Vec<(usize, KeyEntry)> = Vec::new();
         let mut any_new = false;
