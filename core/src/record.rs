@@ -94,7 +94,18 @@ pub struct Envelope {
 
 /// Encodes a new event, links it to `prev` and returns its header and stored record.
 pub fn seal(prev: &Hash, env: Envelope, body: &EventBody) -> (EventHeader, StoredRecord) {
-    let body_bytes = codec::encode(body);
+    seal_encoded(prev, env, body, codec::encode(body))
+}
+
+/// `seal` for a body the caller already encoded (`body_bytes` must be `codec::encode(body)`):
+/// the append engine encodes each body once, to measure it, and stores those very bytes.
+pub fn seal_encoded(
+    prev: &Hash,
+    env: Envelope,
+    body: &EventBody,
+    body_bytes: Vec<u8>,
+) -> (EventHeader, StoredRecord) {
+    debug_assert!(body_bytes == codec::encode(body), "body_bytes are not the body's encoding");
     let body_sha256 = chain::sha256(&body_bytes);
     let skeleton_sha256 =
         if body.has_content() { chain::sha256(&codec::encode(&body.skeleton())) } else { body_sha256 };

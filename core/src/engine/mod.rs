@@ -147,16 +147,18 @@ impl Engine {
             validate::event(index, req.actor, e, limits)?;
         }
 
-        // Fingerprints identify the content of a request independent of ids and times.
-        let event_fps: Vec<Hash> = req.events.iter().map(fingerprint).collect();
-        let batch_fp: Hash = {
-            let mut h = Sha256::new();
-            for fp in &event_fps {
-                h.update(fp);
-            }
-            h.finalize().into()
+        // Each body is encoded once: for its fingerprint, to measure it, and as the stored bytes.
+        let encoded: Vec<Vec<u8>> = req.events.iter().map(|e| codec::encode(&e.body)).collect();
+
+        // Fingerprints identify the content of a request independent of ids and times. Only
+        // idempotency keys use them, so a request without keys skips them.
+        let keyed = req.idempotency_key.is_some() || req.events.iter().any(|e| e.idempotency_key.is_some());
+        let event_fps: Vec<Hash> = if keyed {
+            req.events.iter().zip(&encoded).map(|(e, bytes)| fingerprint(e.causation, bytes)).collect()
+        } else {
+            Vec::new()
         };
-        if let Some(dup) = self.find_duplicate(store, &req, &event_fps, &batch_fp)? {
+        if keyed && let Some(dup) = self.find_duplicate(store, &req, &event_fps)? {
             return Ok(Planned::Duplicate(dup));
         }
 
@@ -175,7 +177,7 @@ impl Engine {
         let mut batch_bytes = 0u64;
         let mut commit = CommitBatch { expected_seq: head.seq, ..CommitBatch::default() };
         let mut events = Vec::with_capacity(n);
-        for (index, (e, fp)) in req.events.into_iter().zip(&event_fps).enumerate() {
+        for (index, (e, body_bytes)) in req.events.into_iter().zip(encoded).enumerate() {
             let seq = first_seq + index as u64;
             if let Some(c) = e.causation
                 && (c == 0 || c >= seq)
@@ -186,15 +188,21 @@ impl Engine {
                 });
             }
             let mut body = e.body;
-            let largest = offload::largest_inline(&mut body);
-            if largest as u64 > limits.max_blob_bytes {
-                return Err(AppendError::PayloadTooLarge {
-                    index,
-                    bytes: largest,
-                    max: limits.max_blob_bytes,
-                });
+            // A payload is part of its body's encoding, so only a body over the limit can hold a
+            // payload over it.
+            if body_bytes.len() as u64 > limits.max_blob_bytes {
+                let largest = offload::largest_inline(&mut body);
+                if largest as u64 > limits.max_blob_bytes {
+                    return Err(AppendError::PayloadTooLarge {
+                        index,
+                        bytes: largest,
+                        max: limits.max_blob_bytes,
+                    });
+                }
             }
-            let size = offload::offload(&mut body, limits.blob_threshold_bytes as usize, &mut blobs);
+            let body_bytes =
+                offload::offload(&mut body, body_bytes, limits.blob_threshold_bytes as usize, &mut blobs);
+            let size = body_bytes.len();
             if size > limits.max_event_bytes as usize {
                 return Err(AppendError::EventTooLarge { index, bytes: size, max: limits.max_event_bytes });
             }
@@ -210,12 +218,13 @@ impl Engine {
                 causation: e.causation,
                 idempotency_key: e.idempotency_key.clone(),
             };
-            let (header, rec) = record::seal(&prev, env, &body);
+            let (header, rec) = record::seal_encoded(&prev, env, &body, body_bytes);
             prev = rec.hash;
             if let Some(key) = e.idempotency_key {
+                let fingerprint = event_fps[index];
                 commit.keys.push((
                     key,
-                    KeyEntry { first_seq: seq, last_seq: seq, last_hash: rec.hash, fingerprint: *fp },
+                    KeyEntry { first_seq: seq, last_seq: seq, last_hash: rec.hash, fingerprint },
                 ));
             }
             commit.records.push(rec);
@@ -226,7 +235,8 @@ impl Engine {
         }
         let last_seq = first_seq + n as u64 - 1;
         if let Some(key) = req.idempotency_key {
-            commit.keys.push((key, KeyEntry { first_seq, last_seq, last_hash: prev, fingerprint: batch_fp }));
+            let fingerprint = batch_fingerprint(&event_fps);
+            commit.keys.push((key, KeyEntry { first_seq, last_seq, last_hash: prev, fingerprint }));
         }
         let outcome = AppendOutcome { first_seq, last_seq, head: prev, duplicate: false };
         Ok(Planned::Append(AppendPlan { commit, events, blobs, outcome }))
@@ -241,7 +251,6 @@ impl Engine {
         store: &S,
         req: &AppendRequest,
         event_fps: &[Hash],
-        batch_fp: &Hash,
     ) -> Result<Option<AppendOutcome>, AppendError<S::Error>> {
         let dup = |e: &KeyEntry| AppendOutcome {
             first_seq: e.first_seq,
@@ -251,7 +260,7 @@ impl Engine {
         };
         if let Some(key) = &req.idempotency_key {
             match store.lookup_key(key).map_err(AppendError::Store)? {
-                Some(e) if e.fingerprint == *batch_fp => return Ok(Some(dup(&e))),
+                Some(e) if e.fingerprint == batch_fingerprint(event_fps) => return Ok(Some(dup(&e))),
                 Some(_) => return Err(AppendError::KeyReused { key: key.clone() }),
                 None => {}
             }
@@ -359,12 +368,22 @@ impl Engine {
     }
 }
 
-/// The content fingerprint of one event: what makes a retry the same request.
-fn fingerprint(e: &NewEvent) -> Hash {
+/// The content fingerprint of a batch: of its events' fingerprints, in order.
+fn batch_fingerprint(event_fps: &[Hash]) -> Hash {
+    let mut h = Sha256::new();
+    for fp in event_fps {
+        h.update(fp);
+    }
+    h.finalize().into()
+}
+
+/// The content fingerprint of one event, from its causation and encoded body: what makes a retry
+/// the same request.
+fn fingerprint(causation: Option<u64>, body_bytes: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update(b"moltlog.idem.v1");
-    h.update(e.causation.unwrap_or(0).to_le_bytes());
-    h.update(codec::encode(&e.body));
+    h.update(causation.unwrap_or(0).to_le_bytes());
+    h.update(body_bytes);
     h.finalize().into()
 }
 

@@ -43,10 +43,16 @@ pub(crate) fn largest_inline(body: &mut EventBody) -> usize {
 }
 
 /// Moves the body's largest inline payloads to blobs until its encoding is at most
-/// `threshold` bytes or nothing is left to move. Returns the body's final encoded size.
-pub(crate) fn offload(body: &mut EventBody, threshold: usize, blobs: &mut Vec<BlobPut>) -> usize {
-    let mut size = codec::encode(body).len();
-    while size > threshold {
+/// `threshold` bytes or nothing is left to move. `encoded` is the body's encoding as given;
+/// returns its final encoding (the same bytes when nothing moved, which is the common case).
+pub(crate) fn offload(
+    body: &mut EventBody,
+    encoded: Vec<u8>,
+    threshold: usize,
+    blobs: &mut Vec<BlobPut>,
+) -> Vec<u8> {
+    let mut encoded = encoded;
+    while encoded.len() > threshold {
         let mut fields = payloads(body);
         let Some((slot, content_type)) = fields
             .iter_mut()
@@ -65,7 +71,7 @@ pub(crate) fn offload(body: &mut EventBody, threshold: usize, blobs: &mut Vec<Bl
         if !blobs.iter().any(|b| b.sha256 == sha256) {
             blobs.push(BlobPut { sha256, content_type: content_type.clone(), bytes });
         }
-        size = codec::encode(body).len();
+        encoded = codec::encode(body);
     }
-    size
+    encoded
 }

@@ -142,6 +142,33 @@ fn a_new_batch_key_does_not_hide_its_events_keys() {
 }
 
 #[test]
+fn stored_fingerprints_keep_their_definition() {
+    // Fingerprints are stored with idempotency keys, so their definition is part of the format:
+    // an event's is SHA-256("moltlog.idem.v1" ‖ causation as u64 LE (0 if none) ‖ encoded body),
+    // a batch's is SHA-256 of its events' fingerprints in order.
+    let mut w = given(vec![sample::user("first")]);
+    let body = sample::tool_call("c1", "bash", "{\"command\":\"ls\"}");
+    let mut req = batch(vec![
+        NewEvent { body: body.clone(), idempotency_key: Some("ev".into()), causation: Some(1) },
+        NewEvent::new(sample::user("second")),
+    ]);
+    req.idempotency_key = Some("batch".into());
+    w.when(req).unwrap();
+    let event_fp = |causation: u64, body: &EventBody| -> Hash {
+        let mut bytes = b"moltlog.idem.v1".to_vec();
+        bytes.extend_from_slice(&causation.to_le_bytes());
+        bytes.extend_from_slice(&crate::codec::encode(body));
+        crate::chain::sha256(&bytes)
+    };
+    let fps = [event_fp(1, &body), event_fp(0, &sample::user("second"))];
+    assert_eq!(w.store.lookup_key("ev").unwrap().unwrap().fingerprint, fps[0]);
+    assert_eq!(
+        w.store.lookup_key("batch").unwrap().unwrap().fingerprint,
+        crate::chain::sha256(&fps.concat())
+    );
+}
+
+#[test]
 fn limits_are_enforced_with_typed_errors() {
     let mut w = given(vec![]);
     assert_eq!(w.when(batch(vec![])).unwrap_err().code(), "empty_batch");
