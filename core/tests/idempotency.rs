@@ -170,7 +170,7 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(config(512))]
 
     #[test]
     fn retries_never_duplicate(actions in vec(action(), 1..40)) {

@@ -37,7 +37,7 @@ fn erased_after(store: &MemoryStore, seq: u64) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(config(256))]
 
     #[test]
     fn snapshot_plus_suffix_equals_full_replay(ops in ops(32), at in any::<Index>(), deflate in any::<bool>()) {

@@ -16,7 +16,7 @@ use moltlog_core::snapshot::{self, Compression};
 use moltlog_core::state::SessionState;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(config(512))]
 
     #[test]
     fn headers_round_trip(header in any_header()) {
@@ -74,7 +74,7 @@ fn skeleton_by_erasing(body: &EventBody) -> EventBody {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(config(128))]
 
     #[test]
     fn snapshots_round_trip_in_both_compressions(ops in ops(24), at in any::<prop::sample::Index>(), created_ms in any::<u64>()) {

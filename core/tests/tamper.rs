@@ -168,7 +168,7 @@ fn every_byte_of_a_segment_is_covered() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn any_flipped_byte_in_a_segment_is_reported_where_it_is(

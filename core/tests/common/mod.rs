@@ -30,6 +30,13 @@ use moltlog_core::store::{LogStore, MemoryStore};
 
 pub const SESSION: &str = "agent:main:telegram:chat:42";
 
+/// A proptest config running `cases` cases, or `PROPTEST_CASES` when set (for deeper runs:
+/// `PROPTEST_CASES=20000 cargo test -p moltlog-core --release --test tamper`).
+pub fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    ProptestConfig { cases, ..ProptestConfig::default() }
+}
+
 pub fn session_key() -> SessionKey {
     SessionKey::parse(SESSION).expect("valid session key")
 }
