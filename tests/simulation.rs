@@ -5,15 +5,19 @@
 //! PRNG through what a DO lives through: client appends (single and batched, with and without
 //! idempotency keys and `expected_seq`), answers lost on the way back and retried, evictions,
 //! crashes before and after the store commit (the in-memory engine is then discarded and
-//! rebuilt), snapshot writes good and bad (torn, failed, another session's, beyond the log),
-//! operator redactions, delivery receipts, and a clock that jumps.
+//! rebuilt), snapshot writes good and bad (torn, failed, another session's, beyond the log) plus
+//! the DO alarm's periodic snapshot, operator redactions, delivery receipts, and a clock that
+//! jumps.
 //!
 //! After every step the invariants are checked against the store and a model of what was
 //! committed:
-//! - the chain verifies from genesis (`verify::Verifier` over every record) and accounts for every
-//!   redaction; seqs are contiguous;
+//! - the chain verifies from genesis (`verify::Verifier` over every record; verification is a
+//!   pure fold over record bytes, so it continues from the previous step's checkpoint while no
+//!   record it saw changed, and starts over after an erasure) and accounts for every redaction;
+//!   seqs are contiguous;
 //! - the store holds exactly the committed events, in order, each once; every acknowledged append
 //!   is there at the seqs it was acknowledged with, and its keys answer with those seqs;
+//! - no snapshot kept in the store holds content erased after it was taken;
 //! - a rebuild from the store (snapshot + tail) equals the live engine's state, byte for byte,
 //!   and uses the latest snapshot exactly when that snapshot is a good one.
 //!
