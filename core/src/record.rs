@@ -183,6 +183,8 @@ pub enum RecordProblem {
     KindMismatch { expected: EventKind, actual: EventKind },
     #[error("redacted body still holds content")]
     SkeletonHasContent,
+    #[error("marked redacted, but its header says the body holds no content to redact")]
+    NothingToRedact,
     #[error(
         "stored hash {} differs from the recomputed chain hash {}",
         chain::to_hex(stored),
@@ -218,6 +220,11 @@ pub fn check(
         return Err(RecordProblem::BrokenLink { stored: *rec.hash, computed: hash });
     }
     let actual = chain::sha256(rec.body);
+    // A body without content is its own skeleton (both digests agree), so for such a record the
+    // redaction flag would pass the digest check below unnoticed. The engine never redacts one.
+    if rec.redacted && header.skeleton_sha256 == header.body_sha256 {
+        return Err(RecordProblem::NothingToRedact);
+    }
     if rec.redacted {
         if actual != header.skeleton_sha256 {
             return Err(RecordProblem::SkeletonDigest { expected: header.skeleton_sha256, actual });

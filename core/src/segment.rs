@@ -49,6 +49,8 @@ pub enum SegmentError {
     WrongSession { expected: String, actual: String },
     #[error("segment checksum mismatch: the file is damaged outside its records")]
     Checksum,
+    #[error("segment header is inconsistent: {0}")]
+    Header(String),
 }
 
 /// Encodes `records` (contiguous, non-empty, each linked to the one before) as a segment.
@@ -116,7 +118,9 @@ impl<'a> SegmentReader<'a> {
             return None;
         }
         let seq = self.next_seq;
-        self.next_seq += 1;
+        // A damaged header may start near u64::MAX; `verify` stops at the header's count, which
+        // the seq range bounds, before a saturated seq could be handed out twice.
+        self.next_seq = seq.saturating_add(1);
         Some(FramedRecord::read(&mut self.frames).map(|f| (seq, f)).map_err(|error| {
             self.frames = Reader::new(&[]);
             SegmentError::Frame { seq, error }
@@ -145,11 +149,19 @@ pub fn verify(
             actual: header.session_key,
         });
     }
+    check_header(&header)?;
     let mut prev = header.prev_hash;
     let mut prev_ts = 0;
     let mut count = 0u64;
     while let Some(frame) = reader.next_frame() {
         let (seq, frame) = frame?;
+        if count == header.count {
+            return Err(SegmentError::Count {
+                expected: header.count,
+                actual: count + 1,
+                last_seq: header.last_seq,
+            });
+        }
         let checked = record::check(&prev, seq, prev_ts, &frame)
             .map_err(|problem| SegmentError::Record { seq, problem })?;
         prev = checked.hash;
@@ -157,7 +169,7 @@ pub fn verify(
         count += 1;
         visit(checked, frame);
     }
-    if count != header.count || header.first_seq + count != header.last_seq + 1 {
+    if count != header.count {
         return Err(SegmentError::Count { expected: header.count, actual: count, last_seq: header.last_seq });
     }
     if prev != header.last_hash {
@@ -167,6 +179,25 @@ pub fn verify(
         return Err(SegmentError::Checksum);
     }
     Ok(VerifiedSegment { header })
+}
+
+/// Checks what the header says about itself before any record is read, so that damage to the
+/// header is reported as such rather than blamed on the first record it no longer matches.
+fn check_header(h: &SegmentHeader) -> Result<(), SegmentError> {
+    if h.first_seq == 0 || h.last_seq < h.first_seq {
+        return Err(SegmentError::Header(format!("seq range {}..={}", h.first_seq, h.last_seq)));
+    }
+    if h.last_seq - h.first_seq + 1 != h.count {
+        return Err(SegmentError::Header(format!(
+            "seqs {}..={} are not {} records",
+            h.first_seq, h.last_seq, h.count
+        )));
+    }
+    // The predecessor of seq 1 is known; any other segment's is checked by its first record's link.
+    if h.first_seq == 1 && h.prev_hash != chain::genesis(&h.session_key) {
+        return Err(SegmentError::Header("the hash before seq 1 is not the session's genesis hash".into()));
+    }
+    Ok(())
 }
 
 /// The R2 object key of a segment: `sessions/{key}/segments/{first:020}-{last:020}.seg`, or

@@ -45,6 +45,9 @@ pub struct VerifyReport {
     pub state: SessionState,
 }
 
+/// A streaming verification. Cloning it checkpoints the fold: a caller that re-verifies a growing
+/// log can continue from the clone instead of starting again from genesis.
+#[derive(Clone, Debug)]
 pub struct Verifier {
     state: SessionState,
     flagged: Vec<u64>,

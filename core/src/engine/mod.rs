@@ -17,6 +17,7 @@ pub use rebuild::{RebuildError, RebuildReport};
 use sha2::{Digest, Sha256};
 
 use crate::chain::Hash;
+use crate::codec;
 use crate::event::{Actor, EventBody, EventHeader};
 use crate::id::IdGen;
 use crate::key::SessionKey;
@@ -146,23 +147,30 @@ impl Engine {
             validate::event(index, req.actor, e, limits)?;
         }
 
-        // Bodies take their stored form first (large payloads moved to blobs), so that the
-        // fingerprint of an event can be recomputed from the stored record alone (archive
-        // recovery restores event keys that way).
+        // Bodies take their stored form first (large payloads moved to blobs), each encoded once:
+        // to measure it, to hash it, and as the stored bytes. The fingerprint of an event is then
+        // recomputable from the stored record alone (archive recovery restores event keys that way).
+        let keyed = req.idempotency_key.is_some() || req.events.iter().any(|e| e.idempotency_key.is_some());
         let mut blobs = Vec::new();
         let mut batch_bytes = 0u64;
         let mut prepared = Vec::with_capacity(n);
         for (index, e) in req.events.into_iter().enumerate() {
             let mut body = e.body;
-            let largest = offload::largest_inline(&mut body);
-            if largest as u64 > limits.max_blob_bytes {
-                return Err(AppendError::PayloadTooLarge {
-                    index,
-                    bytes: largest,
-                    max: limits.max_blob_bytes,
-                });
+            let encoded = codec::encode(&body);
+            // A payload is part of its body's encoding, so only a body over the limit can hold a
+            // payload over it.
+            if encoded.len() as u64 > limits.max_blob_bytes {
+                let largest = offload::largest_inline(&mut body);
+                if largest as u64 > limits.max_blob_bytes {
+                    return Err(AppendError::PayloadTooLarge {
+                        index,
+                        bytes: largest,
+                        max: limits.max_blob_bytes,
+                    });
+                }
             }
-            let body_bytes = offload::offload(&mut body, limits.blob_threshold_bytes as usize, &mut blobs);
+            let body_bytes =
+                offload::offload(&mut body, encoded, limits.blob_threshold_bytes as usize, &mut blobs);
             if body_bytes.len() > limits.max_event_bytes as usize {
                 return Err(AppendError::EventTooLarge {
                     index,
@@ -172,7 +180,8 @@ impl Engine {
             }
             batch_bytes += body_bytes.len() as u64;
             let body_sha256 = crate::chain::sha256(&body_bytes);
-            let fp = fingerprint(e.causation, &body_sha256);
+            // Only idempotency keys use fingerprints; a request without keys skips them.
+            let fp = if keyed { fingerprint(e.causation, &body_sha256) } else { [0; 32] };
             prepared.push(Prepared {
                 body,
                 body_bytes,
@@ -185,14 +194,11 @@ impl Engine {
         if batch_bytes > limits.max_batch_bytes {
             return Err(AppendError::BatchTooLarge { bytes: batch_bytes, max: limits.max_batch_bytes });
         }
-        let batch_fp: Hash = {
-            let mut h = Sha256::new();
-            for p in &prepared {
-                h.update(p.fp);
-            }
-            h.finalize().into()
-        };
-        if let Some(dup) = self.find_duplicate(store, req.idempotency_key.as_deref(), &prepared, &batch_fp)? {
+        let batch_fp = batch_fingerprint(&prepared);
+        if keyed
+            && let Some(dup) =
+                self.find_duplicate(store, req.idempotency_key.as_deref(), &prepared, &batch_fp)?
+        {
             return Ok(Planned::Duplicate(dup));
         }
 
@@ -251,6 +257,9 @@ impl Engine {
     }
 
     /// A retry of an earlier append, recognised by its batch key or by all of its event keys.
+    /// A batch key seen for the first time does not vouch for the events: their own keys are
+    /// checked as if it were absent, so that a reused event key is refused here rather than by
+    /// the store at commit.
     fn find_duplicate<S: LogStore>(
         &self,
         store: &S,
@@ -265,11 +274,12 @@ impl Engine {
             duplicate: true,
         };
         if let Some(key) = batch_key {
-            return match store.lookup_key(key).map_err(AppendError::Store)? {
-                Some(e) if e.fingerprint == *batch_fp => Ok(Some(dup(&e))),
-                Some(_) => Err(AppendError::KeyReused { key: key.to_owned() }),
-                None => Ok(None),
-            };
+            match store.lookup_key(key).map_err(AppendError::Store)? {
+                Some(e) if e.fingerprint == *batch_fp => return Ok(Some(dup(&e))),
+                Some(_) => return Err(AppendError::KeyReused { key: key.to_owned() }),
+                // A new batch key: its events' own keys must still be checked.
+                None => {}
+            }
         }
         let mut found: Vec<(usize, KeyEntry)> = Vec::new();
         let mut any_new = false;
@@ -382,6 +392,15 @@ struct Prepared {
     fp: Hash,
     causation: Option<u64>,
     key: Option<String>,
+}
+
+/// The content fingerprint of a batch: of its events' fingerprints, in order.
+fn batch_fingerprint(events: &[Prepared]) -> Hash {
+    let mut h = Sha256::new();
+    for e in events {
+        h.update(e.fp);
+    }
+    h.finalize().into()
 }
 
 /// The content fingerprint of one event: what makes a retry the same request. Computed from the

@@ -43,9 +43,15 @@ pub(crate) fn largest_inline(body: &mut EventBody) -> usize {
 }
 
 /// Moves the body's largest inline payloads to blobs until its encoding is at most
-/// `threshold` bytes or nothing is left to move. Returns the body's final encoding.
-pub(crate) fn offload(body: &mut EventBody, threshold: usize, blobs: &mut Vec<BlobPut>) -> Vec<u8> {
-    let mut encoded = codec::encode(body);
+/// `threshold` bytes or nothing is left to move. `encoded` is the body's encoding as given;
+/// returns its final encoding (the same bytes when nothing moved, which is the common case).
+pub(crate) fn offload(
+    body: &mut EventBody,
+    encoded: Vec<u8>,
+    threshold: usize,
+    blobs: &mut Vec<BlobPut>,
+) -> Vec<u8> {
+    let mut encoded = encoded;
     while encoded.len() > threshold {
         let mut fields = payloads(body);
         let Some((slot, content_type)) = fields

@@ -120,6 +120,56 @@ fn event_keys_dedupe_single_events_and_refuse_partial_batches() {
 }
 
 #[test]
+fn a_new_batch_key_does_not_hide_its_events_keys() {
+    let mut w = given(vec![]);
+    let (a, _) = w.when(batch(vec![keyed(sample::user("a"), "tg:1")])).unwrap();
+    // Given an event key already in the log, when a batch under a new batch key reuses it for
+    // other content, then it is refused as a reused key (not as a storage failure at commit).
+    let mut reused = batch(vec![keyed(sample::user("other"), "tg:1")]);
+    reused.idempotency_key = Some("batch-1".into());
+    assert_eq!(w.when(reused).unwrap_err().code(), "idempotency_key_reused");
+    // When it repeats the event, then the event's original seq is the answer,
+    let mut repeated = batch(vec![keyed(sample::user("a"), "tg:1")]);
+    repeated.idempotency_key = Some("batch-2".into());
+    let (dup, _) = w.when(repeated).unwrap();
+    assert!(dup.duplicate);
+    assert_eq!((dup.first_seq, dup.last_seq, dup.head), (a.first_seq, a.last_seq, a.head));
+    // and when it mixes the known event with a new one, then it is a partial duplicate.
+    let mut mixed = batch(vec![keyed(sample::user("a"), "tg:1"), NewEvent::new(sample::user("b"))]);
+    mixed.idempotency_key = Some("batch-3".into());
+    assert_eq!(w.when(mixed).unwrap_err().code(), "partial_duplicate");
+    assert_eq!(w.store.len(), 1);
+}
+
+#[test]
+fn stored_fingerprints_keep_their_definition() {
+    // Fingerprints are stored with idempotency keys, so their definition is part of the format:
+    // an event's is SHA-256("moltlog.idem.v1" ‖ causation as u64 LE (0 if none) ‖ SHA-256 of the
+    // stored body), a batch's is SHA-256 of its events' fingerprints in order. Hashing the body's
+    // digest lets a recovered log rebuild event keys from headers alone.
+    let mut w = given(vec![sample::user("first")]);
+    let body = sample::tool_call("c1", "bash", "{\"command\":\"ls\"}");
+    let mut req = batch(vec![
+        NewEvent { body: body.clone(), idempotency_key: Some("ev".into()), causation: Some(1) },
+        NewEvent::new(sample::user("second")),
+    ]);
+    req.idempotency_key = Some("batch".into());
+    w.when(req).unwrap();
+    let event_fp = |causation: u64, body: &EventBody| -> Hash {
+        let mut bytes = b"moltlog.idem.v1".to_vec();
+        bytes.extend_from_slice(&causation.to_le_bytes());
+        bytes.extend_from_slice(&crate::chain::sha256(&crate::codec::encode(body)));
+        crate::chain::sha256(&bytes)
+    };
+    let fps = [event_fp(1, &body), event_fp(0, &sample::user("second"))];
+    assert_eq!(w.store.lookup_key("ev").unwrap().unwrap().fingerprint, fps[0]);
+    assert_eq!(
+        w.store.lookup_key("batch").unwrap().unwrap().fingerprint,
+        crate::chain::sha256(&fps.concat())
+    );
+}
+
+#[test]
 fn limits_are_enforced_with_typed_errors() {
     let mut w = given(vec![]);
     assert_eq!(w.when(batch(vec![])).unwrap_err().code(), "empty_batch");

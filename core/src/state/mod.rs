@@ -164,8 +164,10 @@ impl SessionState {
             }
             EventBody::BrowserAction(a) => self.browser.apply(seq, ts_ms, a),
             EventBody::ModelCall(m) => {
-                self.counters.input_tokens += m.input_tokens;
-                self.counters.output_tokens += m.output_tokens;
+                // Token counts come from clients: saturate rather than overflow, so that `apply`
+                // stays total and debug and release builds fold to the same state.
+                self.counters.input_tokens = self.counters.input_tokens.saturating_add(m.input_tokens);
+                self.counters.output_tokens = self.counters.output_tokens.saturating_add(m.output_tokens);
                 self.model = Some(ModelInfo { provider: m.provider, model: m.model });
             }
             EventBody::WebhookReceived(_) => {}

@@ -101,3 +101,11 @@ fn dead_letters_stay_visible() {
     let e = &s.outbox[&1];
     assert_eq!((e.status, e.attempts, e.last_error.as_deref()), (OutboxStatus::DeadLettered, 5, Some("403")));
 }
+
+#[test]
+fn token_counters_saturate_instead_of_overflowing() {
+    // Given model calls whose client-reported token counts add up past u64::MAX,
+    let s = fold(vec![sample::model_call("m", u64::MAX - 1, 7), sample::model_call("m", 5, u64::MAX)]);
+    // then folding them does not panic (apply is total) and the counters stop at the maximum.
+    assert_eq!((s.counters.input_tokens, s.counters.output_tokens), (u64::MAX, u64::MAX));
+}
