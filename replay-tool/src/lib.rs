@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod failure;
+pub mod file_store;
 pub mod layout;
 pub mod objects;
 pub mod render;
