@@ -132,9 +132,22 @@ pub fn audit(
         Err(e) => return Err(e),
     };
     a.snapshots_checked = walked.snapshots_checked;
+    // The head first: a log cut short may have lost the redaction events that account for
+    // bodies stored redacted before the cut, and the cut is the real finding.
+    let reached = walked.verifier.head();
+    if let Some(claimed) = archive.claimed_head
+        && !claimed.matches(&reached)
+    {
+        a.head = reached;
+        a.records = reached.seq;
+        a.failure = Some(head_failure(claimed, reached));
+        return Ok(a);
+    }
     let report = match walked.verifier.finish() {
         Ok(r) => r,
         Err(e) => {
+            a.head = reached;
+            a.records = reached.seq;
             a.failure = Some(Failure::from_verify(&e, None));
             return Ok(a);
         }
@@ -143,12 +156,6 @@ pub fn audit(
     a.records = report.records;
     a.redacted = report.redacted;
     a.not_erased = report.not_erased;
-    if let Some(claimed) = archive.claimed_head
-        && !claimed.matches(&report.head)
-    {
-        a.failure = Some(head_failure(claimed, report.head));
-        return Ok(a);
-    }
     let beyond = walk::snapshots_beyond(archive, report.head.seq);
     if let (Some(_), Some(&seq)) = (archive.claimed_head, beyond.first()) {
         let key = archive.snapshots[&seq].key.clone();

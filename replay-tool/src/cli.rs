@@ -357,11 +357,28 @@ pub fn main() -> ExitCode {
         Ok(Verdict::Clean) => ExitCode::SUCCESS,
         Ok(Verdict::Failed) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if is_corrupt(&e) => {
+            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad("verification failed"));
+            ExitCode::from(1)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad("error"));
             ExitCode::from(2)
         }
     }
+}
+
+/// A source damaged as a whole is a failed verification, not an IO error.
+fn is_corrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::objects::SourceError>(),
+            Some(crate::objects::SourceError::Corrupt(_))
+        ) || matches!(
+            c.downcast_ref::<crate::walk::WalkError>(),
+            Some(crate::walk::WalkError::Source(crate::objects::SourceError::Corrupt(_)))
+        )
+    })
 }
 
 /// A reader that closed the pipe (`| head`) is not an error.

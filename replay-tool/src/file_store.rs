@@ -21,11 +21,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use moltlog_core::StoredRecord;
 use moltlog_core::chain::{self, Hash};
 use moltlog_core::segment::{self, SegmentReader};
 use moltlog_core::state::Head;
 use moltlog_core::store::{CommitBatch, CommitError, KeyEntry, LogStore};
-use moltlog_core::StoredRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::choose_segments;
@@ -164,17 +164,18 @@ impl FileStore {
         let head = self.head_seq();
         let mut dropped = false;
         for line in text.lines() {
-            let parsed: Option<(String, KeyEntry)> = serde_json::from_str::<KeyLine>(line).ok().and_then(|k| {
-                Some((
-                    k.key,
-                    KeyEntry {
-                        first_seq: k.first_seq,
-                        last_seq: k.last_seq,
-                        last_hash: chain::from_hex(&k.last_hash)?,
-                        fingerprint: chain::from_hex(&k.fingerprint)?,
-                    },
-                ))
-            });
+            let parsed: Option<(String, KeyEntry)> =
+                serde_json::from_str::<KeyLine>(line).ok().and_then(|k| {
+                    Some((
+                        k.key,
+                        KeyEntry {
+                            first_seq: k.first_seq,
+                            last_seq: k.last_seq,
+                            last_hash: chain::from_hex(&k.last_hash)?,
+                            fingerprint: chain::from_hex(&k.fingerprint)?,
+                        },
+                    ))
+                });
             match parsed {
                 Some((k, e)) if e.last_seq <= head => {
                     self.keys.insert(k, e);
@@ -201,7 +202,8 @@ impl FileStore {
         let seg = &self.index[&first];
         let path = self.seg_path(first, seg.last, seg.generation);
         let bytes = fs::read(&path).map_err(io("reading", &path))?;
-        let corrupt = |e: segment::SegmentError| FileStoreError::Corrupt(path.display().to_string(), e.to_string());
+        let corrupt =
+            |e: segment::SegmentError| FileStoreError::Corrupt(path.display().to_string(), e.to_string());
         let mut reader = SegmentReader::open(&bytes).map_err(corrupt)?;
         let mut recs = Vec::with_capacity((seg.last - first + 1) as usize);
         while let Some(frame) = reader.next_frame() {
@@ -213,7 +215,12 @@ impl FileStore {
         Ok(recs)
     }
 
-    fn write_segment(&self, prev: Hash, records: &[StoredRecord], generation: u32) -> Result<(), FileStoreError> {
+    fn write_segment(
+        &self,
+        prev: Hash,
+        records: &[StoredRecord],
+        generation: u32,
+    ) -> Result<(), FileStoreError> {
         let (first, last) = (records[0].seq, records[records.len() - 1].seq);
         // The creation time is the last record's: the store has no clock, and the same log then
         // gives the same files.
@@ -227,20 +234,19 @@ impl FileStore {
         if first == 1 {
             return Ok(chain::genesis(&self.key));
         }
-        let rec = moltlog_core::store::read_one(self, first - 1)?
-            .ok_or_else(|| FileStoreError::Corrupt(self.key.clone(), format!("record {} is missing", first - 1)))?;
+        let rec = moltlog_core::store::read_one(self, first - 1)?.ok_or_else(|| {
+            FileStoreError::Corrupt(self.key.clone(), format!("record {} is missing", first - 1))
+        })?;
         Ok(rec.hash)
     }
 
     /// Replaces the body of `seq` by `skeleton`: its segment is written again under the next
     /// generation, then the old file goes.
     fn erase(&mut self, seq: u64, skeleton: &[u8]) -> Result<(), FileStoreError> {
-        let (&first, seg) = self
-            .index
-            .range(..=seq)
-            .next_back()
-            .filter(|(_, s)| s.last >= seq)
-            .ok_or_else(|| FileStoreError::BadBatch(format!("erasure of seq {seq}, which is not stored")))?;
+        let (&first, seg) =
+            self.index.range(..=seq).next_back().filter(|(_, s)| s.last >= seq).ok_or_else(|| {
+                FileStoreError::BadBatch(format!("erasure of seq {seq}, which is not stored"))
+            })?;
         let seg = seg.clone();
         let mut records = (*self.load(first)?).clone();
         let r = &mut records[(seq - first) as usize];

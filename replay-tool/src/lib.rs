@@ -21,6 +21,7 @@ pub mod layout;
 pub mod objects;
 pub mod render;
 pub mod source;
+pub mod synth;
 pub mod time;
 pub mod ui;
 pub mod walk;

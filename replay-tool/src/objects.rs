@@ -32,9 +32,13 @@ pub enum SourceError {
     S3(String),
     #[error("wrangler state: {0}")]
     StateDir(String),
-    /// The source is not what it should be (an unreadable bundle file, a missing layout).
+    /// The source is not what it should be (a missing layout, an unknown format).
     #[error("{0}")]
     Invalid(String),
+    /// The source is damaged as a whole (an export bundle that fails its end digest): like a
+    /// failed verification, exit status 1.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl SourceError {

@@ -37,7 +37,9 @@ fn a_reopened_store_rebuilds_the_same_engine_and_keeps_keys() {
         engine.append(&mut store, req, now(i)).unwrap();
     }
     store.put_snapshot(5, &engine.snapshot(9)).unwrap();
-    engine.append(&mut store, AppendRequest::one(Actor::Operator, sample::redaction(2, "pii")), now(6)).unwrap();
+    engine
+        .append(&mut store, AppendRequest::one(Actor::Operator, sample::redaction(2, "pii")), now(6))
+        .unwrap();
 
     let reopened = FileStore::open(d.path(), key.as_str()).unwrap();
     let (rebuilt, _) = Engine::rebuild(key.clone(), &reopened, Limits::default()).unwrap();

@@ -35,7 +35,7 @@ impl BundleFile {
         // changed underneath would at worst fail its digest checks.
         let map = unsafe { Mmap::map(&file) }.map_err(SourceError::io("mapping", path))?;
         let sections = bundle::read(&map).map_err(|e| {
-            SourceError::Invalid(format!(
+            SourceError::Corrupt(format!(
                 "{} is not a complete moltlog export bundle: {e}. Download it again (or pull with \
                  `moltlog-replay pull --url …`, which resumes)",
                 path.display()
