@@ -92,7 +92,8 @@ pub fn walk(
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let segments = &archive.segments;
         let source = &*archive.source;
-        scope.spawn(move || {
+        let reader = std::thread::Builder::new().name("segment-reader".into());
+        let spawned = reader.spawn_scoped(scope, move || {
             for seg in segments {
                 let mut bytes = spare_rx.try_recv().unwrap_or_default();
                 let fetched = match source.read_into(&seg.key, &mut bytes) {
@@ -113,6 +114,7 @@ pub fn walk(
                 }
             }
         });
+        spawned.map_err(|e| SourceError::Invalid(format!("starting the segment reader: {e}")))?;
         for seg in &archive.segments {
             let fetched = rx.recv().expect("the reader sends one result per segment")?;
             walked.segments_read += 1;
@@ -151,6 +153,27 @@ fn walk_segment(
         ));
         return Err(tampered(VerifyError { seq: seg.first.min(first), problem }, &seg.key));
     }
+    // Progress is counted per segment: a clock read per record would cost more than the record.
+    let before = v.head().seq;
+    let reached_stop = frames(archive, walked, seg, &mut cur, stop, visit);
+    progress.inc(walked.verifier.head().seq - before);
+    if reached_stop? {
+        return Ok(true);
+    }
+    walked.verifier.close_segment_with(cur, fetched.checksum_ok).map_err(|e| tampered(e, &seg.key))?;
+    Ok(false)
+}
+
+/// Steps through a segment's frames. Returns whether the walk reached `stop`.
+fn frames(
+    archive: &SessionArchive,
+    walked: &mut Walked,
+    seg: &crate::archive::SegmentRef,
+    cur: &mut moltlog_core::verify::SegmentCursor<'_>,
+    stop: Stop,
+    visit: &mut dyn FnMut(&CheckedRecord, &FramedRecord<'_>) -> std::io::Result<()>,
+) -> Result<bool, WalkError> {
+    let v = &mut walked.verifier;
     let mut output = Ok(());
     loop {
         if let Stop::AtTime(t) = stop
@@ -159,18 +182,17 @@ fn walk_segment(
             return Ok(true);
         }
         let step = v
-            .step(&mut cur, |c, f| {
+            .step(cur, |c, f| {
                 if output.is_ok() {
                     output = visit(c, f);
                 }
             })
             .map_err(|e| tampered(e, &seg.key))?;
         match step {
-            None => break,
+            None => return Ok(false),
             Some(Step::Overlap(_)) => {}
             Some(Step::Pushed(seq)) => {
                 std::mem::replace(&mut output, Ok(())).map_err(WalkError::Output)?;
-                progress.inc(1);
                 if let Some(info) = archive.snapshots.get(&seq) {
                     check_snapshot(archive, v, seq, &info.key)?;
                     walked.snapshots_checked.push(seq);
@@ -181,8 +203,6 @@ fn walk_segment(
             }
         }
     }
-    v.close_segment_with(cur, fetched.checksum_ok).map_err(|e| tampered(e, &seg.key))?;
-    Ok(false)
 }
 
 /// Checks the snapshot named for `seq` against the state just replayed to `seq`.

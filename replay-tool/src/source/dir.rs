@@ -61,6 +61,9 @@ impl ObjectSource for DirSource {
             Err(e) => return Err(SourceError::io("opening", path)(e)),
         };
         buf.clear();
+        // Sized up front: growing the buffer while reading would copy it over and over.
+        let len = f.metadata().map_err(SourceError::io("reading", &path))?.len();
+        buf.reserve(len as usize);
         f.read_to_end(buf).map_err(SourceError::io("reading", &path))?;
         Ok(true)
     }
