@@ -36,40 +36,72 @@ use crate::source::{self, SourceSpec};
 use crate::ui::Ui;
 use crate::walk::{self, Stop, WalkError};
 
-/// Counts for the summary.
-#[derive(Default, Debug)]
-struct Tally {
-    segments: u64,
-    segments_new: u64,
-    snapshots: u64,
-    snapshots_new: u64,
-    removed: u64,
-    blobs: u64,
-    blobs_new: u64,
-    blobs_missing: u64,
-    pages: u64,
+/// What a pull fetched and found.
+#[derive(Default, Debug, Clone)]
+pub struct Tally {
+    pub segments: u64,
+    pub segments_new: u64,
+    pub snapshots: u64,
+    pub snapshots_new: u64,
+    /// Local objects removed because the source no longer has them.
+    pub removed: u64,
+    pub blobs: u64,
+    pub blobs_new: u64,
+    pub blobs_missing: u64,
+    /// Pages of records fetched through the events API.
+    pub pages: u64,
+}
+
+/// How to pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// Fetch the blobs the log references.
+    pub blobs: bool,
+    /// From a Worker: start with the export bundle (false: events pages only).
+    pub export: bool,
+}
+
+/// The outcome of a pull.
+#[derive(Debug)]
+pub struct Pulled {
+    pub key: SessionKey,
+    pub tally: Tally,
+    /// The head of the local copy, or why it does not verify.
+    pub head: Result<Head, Failure>,
+    pub blobs_referenced: usize,
 }
 
 pub fn run(a: &PullArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     let spec = a.source.spec()?;
-    let out = &a.out;
-    let existing = prepare_dir(out, &spec)?;
+    let opts = PullOptions { blobs: !a.no_blobs, export: !a.no_export };
+    let pulled = pull(&spec, a.source.session(), &a.out, &opts, ui)?;
+    report(ui, &a.out, &pulled, a.no_blobs)
+}
+
+/// Pulls the session from `spec` into the bundle directory `out`.
+pub fn pull(
+    spec: &SourceSpec,
+    session: Option<&str>,
+    out: &Path,
+    opts: &PullOptions,
+    ui: &Ui,
+) -> anyhow::Result<Pulled> {
+    let existing = prepare_dir(out, spec)?;
     let mut tally = Tally::default();
     type Fetch = Box<dyn Fn(&Hash) -> anyhow::Result<Option<Vec<u8>>>>;
     let (key, mut manifest, fetch): (SessionKey, Manifest, Fetch) = match &spec {
         SourceSpec::Http { url, token } => {
-            let key =
-                a.source.session().map(str::to_owned).or(existing.as_ref().map(|m| m.session_key.clone()));
+            let key = session.map(str::to_owned).or(existing.as_ref().map(|m| m.session_key.clone()));
             let key = key.ok_or_else(|| usage("pulling from a Worker needs --session KEY"))?;
             let key = SessionKey::parse(&key).with_context(|| format!("--session {key:?}"))?;
             check_same_session(existing.as_ref(), &key)?;
             let api = Api::new(url, token.as_deref());
-            let manifest = pull_http(&api, &key, out, a, existing, ui, &mut tally)?;
+            let manifest = pull_http(&api, &key, out, opts, existing, ui, &mut tally)?;
             (key, manifest, Box::new(move |sha: &Hash| Ok(api.blob(sha)?)))
         }
         _ => {
-            let opened = source::open(&spec, a.source.session(), ui, !a.no_blobs)?;
-            let asked = a.source.session().or(existing.as_ref().map(|m| m.session_key.as_str()));
+            let opened = source::open(spec, session, ui, opts.blobs)?;
+            let asked = session.or(existing.as_ref().map(|m| m.session_key.as_str()));
             let archive = source::archive_of(opened, asked)?;
             let key = archive.key.clone();
             check_same_session(existing.as_ref(), &key)?;
@@ -83,7 +115,7 @@ pub fn run(a: &PullArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     // The local copy, verified: the blobs it references, and its head for the manifest (when
     // the source stated none).
     let scan = scan_local(out, &key, ui)?;
-    if !a.no_blobs {
+    if opts.blobs {
         fetch_blobs(&scan.blobs, out, &mut tally, fetch)?;
     }
     if manifest.head.is_none()
@@ -92,7 +124,7 @@ pub fn run(a: &PullArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         manifest.head = Some(HeadJson::from_head(*h));
     }
     manifest.write(out)?;
-    report(ui, out, &key, &tally, &scan, a.no_blobs)
+    Ok(Pulled { key, tally, head: scan.head, blobs_referenced: scan.blobs.len() })
 }
 
 /// Checks the target directory: new, empty, or an earlier pull from the same kind of source.
@@ -204,16 +236,16 @@ fn pull_http(
     api: &Api,
     key: &SessionKey,
     out: &Path,
-    a: &PullArgs,
+    opts: &PullOptions,
     existing: Option<Manifest>,
     ui: &Ui,
     tally: &mut Tally,
 ) -> anyhow::Result<Manifest> {
     let local = SessionArchive::open(Box::new(DirSource::open(out)?), key.clone())?;
-    if local.segments.is_empty() && !a.no_export {
+    if local.segments.is_empty() && opts.export {
         let tmp = out.join(".export.moltlog.tmp-download");
         let bar = ui.bytes_spinner(&format!("downloading the export of {key}"));
-        api.download_export(key.as_str(), !a.no_blobs, &tmp, &bar)?;
+        api.download_export(key.as_str(), opts.blobs, &tmp, &bar)?;
         bar.finish_and_clear();
         let opened = source::open_bundle(&tmp);
         let _ = fs::remove_file(&tmp); // mapped already (or unreadable): the file itself can go
@@ -333,16 +365,10 @@ fn fetch_blobs(
     Ok(())
 }
 
-fn report(
-    ui: &Ui,
-    out: &Path,
-    key: &SessionKey,
-    t: &Tally,
-    scan: &Scan,
-    no_blobs: bool,
-) -> anyhow::Result<Verdict> {
+fn report(ui: &Ui, out: &Path, pulled: &Pulled, no_blobs: bool) -> anyhow::Result<Verdict> {
+    let t = &pulled.tally;
     let mut o = super::stdout();
-    writeln!(o, "{} {key} into {}", ui.good("pulled"), out.display())?;
+    writeln!(o, "{} {} into {}", ui.good("pulled"), pulled.key, out.display())?;
     if t.pages > 0 {
         writeln!(o, "  records    {} new page(s) of up to 1000 records", t.pages)?;
     }
@@ -357,12 +383,10 @@ fn report(
         writeln!(
             o,
             "  blobs      {} referenced, {} new, {} not in the source",
-            scan.blobs.len(),
-            t.blobs_new,
-            t.blobs_missing
+            pulled.blobs_referenced, t.blobs_new, t.blobs_missing
         )?;
     }
-    let verdict = match &scan.head {
+    let verdict = match &pulled.head {
         Ok(h) => {
             writeln!(o, "  log        seqs 1..={}, verifies (head {})", h.seq, chain::to_hex(&h.hash))?;
             Verdict::Clean
