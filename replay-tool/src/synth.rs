@@ -127,10 +127,10 @@ impl Rng {
 fn turn(rng: &mut Rng, n: u64, next_seq: u64, compact: bool) -> Vec<EventBody> {
     let call = format!("call-{n}");
     let mut out = vec![
-        sample::inbound(Platform::Telegram, "42", &n.to_string(), "alice", &rng.text(40, 110)),
+        sample::inbound(Platform::Telegram, "42", &n.to_string(), "alice", &rng.text(90, 190)),
         sample::model_call("claude-sonnet-4-5", rng.range(800, 4000) as u64, rng.range(20, 400) as u64),
-        sample::tool_call(&call, "bash", &format!("{{\"command\":\"{}\"}}", rng.text(20, 70))),
-        sample::tool_result(&call, &format!("{{\"stdout\":\"{}\",\"exit\":0}}", rng.text(40, 120)), false),
+        sample::tool_call(&call, "bash", &format!("{{\"command\":\"{}\"}}", rng.text(30, 90))),
+        sample::tool_result(&call, &format!("{{\"stdout\":\"{}\",\"exit\":0}}", rng.text(90, 190)), false),
     ];
     if n.is_multiple_of(3) {
         out.push(sample::navigate(
@@ -138,7 +138,7 @@ fn turn(rng: &mut Rng, n: u64, next_seq: u64, compact: bool) -> Vec<EventBody> {
             &format!("https://example.com/{}", rng.next() % 1000),
         ));
     }
-    out.push(sample::chat(Role::Assistant, &rng.text(50, 140)));
+    out.push(sample::chat(Role::Assistant, &rng.text(100, 220)));
     if compact {
         let summary = format!("earlier: {}", rng.text(70, 90));
         out.push(sample::compacted(&summary, next_seq + out.len() as u64 - 4));
