@@ -3,10 +3,14 @@
 //! Streaming: memory holds the state, never the log.
 //!
 //! Records come one at a time (`Verifier::push`, from a store) or a segment at a time
-//! (`Verifier::open_segment` / `step` / `close_segment`, from an archive; see `segments`).
+//! (`Verifier::open_segment` / `step` / `close_segment`, from an archive; see `segments`), or as
+//! segments checked ahead on other threads (`check_segment`, `Verifier::fold_checked`; see
+//! `checked`).
 
+mod checked;
 mod segments;
 
+pub use checked::{CheckedSegment, check_segment};
 pub use segments::{SegmentCursor, Step};
 
 use crate::chain::{self, Hash};

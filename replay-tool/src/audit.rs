@@ -97,8 +97,7 @@ pub fn audit(
     progress: &ProgressBar,
 ) -> Result<Audit, WalkError> {
     let mut blobs: BTreeMap<Hash, BlobUse> = BTreeMap::new();
-    let mut collect = |c: &moltlog_core::record::CheckedRecord,
-                       _: &moltlog_core::record::FramedRecord<'_>| {
+    let mut collect = |c: &moltlog_core::record::CheckedRecord, _redacted: bool| {
         for b in c.body.blob_refs() {
             blobs.entry(b.sha256).or_insert(BlobUse { len: b.len, seq: c.header.seq });
         }

@@ -3,18 +3,23 @@
 //! reads a log (verify, log, state, export, restore, diff) goes through here, so nothing is shown
 //! that was not checked first.
 //!
-//! Streaming: one segment is verified while a reader thread fetches the next one and hashes its
-//! trailer; buffers are reused, so memory holds the state and two segments, never the log.
+//! Streaming and parallel: checker threads (one per core, at most four) each fetch every Nth
+//! segment and check it on its own (`verify::check_segment`: decoding, both digests per record,
+//! the trailer), a few segments ahead; this thread folds the checked records in seq order
+//! (`Verifier::fold_checked`), which is cheap. A segment that does not check out, or does not
+//! continue the log where it ends, is walked record by record instead (`open_segment`/`step`/
+//! `close_segment`), which names the first problem at its seq. Memory holds the state and a few
+//! segments, never the log.
 
 use std::sync::mpsc;
 
 use indicatif::ProgressBar;
-use moltlog_core::record::{CheckedRecord, FramedRecord};
+use moltlog_core::record::CheckedRecord;
 use moltlog_core::segment;
 use moltlog_core::snapshot;
-use moltlog_core::verify::{Problem, Step, Verifier, VerifyError};
+use moltlog_core::verify::{CheckedSegment, Problem, Step, Verifier, VerifyError, check_segment};
 
-use crate::archive::SessionArchive;
+use crate::archive::{SegmentRef, SessionArchive};
 use crate::objects::SourceError;
 
 /// Where a walk ends.
@@ -27,6 +32,10 @@ pub enum Stop {
     /// After the last record appended at or before this time (ms since the epoch).
     AtTime(u64),
 }
+
+/// Sees each new record once it is checked, before it is folded in, with whether its body is
+/// stored redacted.
+pub type Visit<'a> = dyn FnMut(&CheckedRecord, bool) -> std::io::Result<()> + 'a;
 
 /// A walk that ended without finding anything wrong.
 pub struct Walked {
@@ -62,19 +71,60 @@ fn tampered(error: VerifyError, object: &str) -> WalkError {
     WalkError::Tampered { error, object: Some(object.to_owned()) }
 }
 
-/// A fetched segment: its bytes and whether its trailing checksum holds.
+/// What a checker thread hands over for one segment.
 struct Fetched {
     bytes: Vec<u8>,
+    /// The segment, checked on its own, when it checks out.
+    checked: Option<CheckedSegment>,
+    /// Whether the trailer matches (for the record-by-record path).
     checksum_ok: bool,
 }
 
-/// Walks the archive's log from genesis to `stop`, showing every new record to `visit` after it
-/// was checked and before it is folded in.
+/// Segments a checker may run ahead of the fold, per checker.
+const AHEAD: usize = 2;
+
+fn checkers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// Fetches and checks every `step`th segment from `first`, sending each result in order.
+fn check_every(
+    archive: &SessionArchive,
+    first: usize,
+    step: usize,
+    tx: mpsc::SyncSender<Result<Fetched, SourceError>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+) {
+    let source = &*archive.source;
+    for seg in archive.segments.iter().skip(first).step_by(step) {
+        let mut bytes = spare.try_recv().unwrap_or_default();
+        let fetched = match source.read_into(&seg.key, &mut bytes) {
+            Ok(true) => {
+                let checked = check_segment(&bytes, archive.session_key());
+                let checksum_ok = checked.is_some() || segment::checksum_ok(&bytes);
+                Ok(Fetched { bytes, checked, checksum_ok })
+            }
+            Ok(false) => Err(SourceError::Invalid(format!(
+                "{} was listed but could not be read back from {}",
+                seg.key,
+                source.describe()
+            ))),
+            Err(e) => Err(e),
+        };
+        let failed = fetched.is_err();
+        // A closed channel: the walk stopped early; nothing more to do.
+        if tx.send(fetched).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Walks the archive's log from genesis to `stop`, showing every new record to `visit`.
 pub fn walk(
     archive: &SessionArchive,
     stop: Stop,
     progress: &ProgressBar,
-    visit: &mut dyn FnMut(&CheckedRecord, &FramedRecord<'_>) -> std::io::Result<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<Walked, WalkError> {
     let mut walked = Walked {
         verifier: Verifier::new(archive.session_key()),
@@ -87,39 +137,24 @@ pub fn walk(
         walked.stopped_early = !archive.segments.is_empty();
         return Ok(walked);
     }
+    let n = checkers().min(archive.segments.len().max(1));
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<Result<Fetched, SourceError>>(2);
-        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-        let segments = &archive.segments;
-        let source = &*archive.source;
-        let reader = std::thread::Builder::new().name("segment-reader".into());
-        let spawned = reader.spawn_scoped(scope, move || {
-            for seg in segments {
-                let mut bytes = spare_rx.try_recv().unwrap_or_default();
-                let fetched = match source.read_into(&seg.key, &mut bytes) {
-                    Ok(true) => {
-                        let checksum_ok = segment::checksum_ok(&bytes);
-                        Ok(Fetched { bytes, checksum_ok })
-                    }
-                    Ok(false) => Err(SourceError::Invalid(format!(
-                        "{} was listed but could not be read back from {}",
-                        seg.key,
-                        source.describe()
-                    ))),
-                    Err(e) => Err(e),
-                };
-                let failed = fetched.is_err();
-                if tx.send(fetched).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        spawned.map_err(|e| SourceError::Invalid(format!("starting the segment reader: {e}")))?;
-        for seg in &archive.segments {
-            let fetched = rx.recv().expect("the reader sends one result per segment")?;
+        let mut lanes = Vec::with_capacity(n);
+        for first in 0..n {
+            let (tx, rx) = mpsc::sync_channel::<Result<Fetched, SourceError>>(AHEAD);
+            let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+            std::thread::Builder::new()
+                .name(format!("segment-checker-{first}"))
+                .spawn_scoped(scope, move || check_every(archive, first, n, tx, spare_rx))
+                .map_err(|e| SourceError::Invalid(format!("starting a segment checker: {e}")))?;
+            lanes.push((rx, spare_tx));
+        }
+        for (i, seg) in archive.segments.iter().enumerate() {
+            let (rx, spare) = &lanes[i % n];
+            let mut fetched = rx.recv().expect("each checker sends one result per segment")?;
             walked.segments_read += 1;
-            let outcome = walk_segment(archive, &mut walked, seg, &fetched, stop, progress, visit);
-            let _ = spare_tx.send(fetched.bytes);
+            let outcome = walk_segment(archive, &mut walked, seg, &mut fetched, stop, progress, visit);
+            let _ = spare.send(fetched.bytes);
             if outcome? {
                 walked.stopped_early = true;
                 break;
@@ -133,31 +168,85 @@ pub fn walk(
 fn walk_segment(
     archive: &SessionArchive,
     walked: &mut Walked,
-    seg: &crate::archive::SegmentRef,
-    fetched: &Fetched,
+    seg: &SegmentRef,
+    fetched: &mut Fetched,
     stop: Stop,
     progress: &ProgressBar,
-    visit: &mut dyn FnMut(&CheckedRecord, &FramedRecord<'_>) -> std::io::Result<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<bool, WalkError> {
-    let v = &mut walked.verifier;
-    if seg.last <= v.head().seq {
+    if seg.last <= walked.verifier.head().seq {
         walked.covered.push(seg.key.clone());
         return Ok(false);
     }
-    let mut cur = v.open_segment(&fetched.bytes).map_err(|e| tampered(e, &seg.key))?;
-    let (first, last) = (cur.header().first_seq, cur.header().last_seq);
-    if (first, last) != (seg.first, seg.last) {
-        let problem = Problem::Source(format!(
-            "{} is named for seqs {}..={} but holds seqs {first}..={last}",
-            seg.key, seg.first, seg.last
-        ));
-        return Err(tampered(VerifyError { seq: seg.first.min(first), problem }, &seg.key));
-    }
+    let before = walked.verifier.head().seq;
     // Progress is counted per segment: a clock read per record would cost more than the record.
-    let before = v.head().seq;
-    let reached_stop = frames(archive, walked, seg, &mut cur, stop, visit);
+    let reached_stop = match fetched.checked.take().filter(|c| walked.verifier.continues(c)) {
+        Some(mut checked) => {
+            let h = checked.header();
+            named_for(seg, h.first_seq, h.last_seq)?;
+            fold(archive, walked, &mut checked, stop, visit)
+        }
+        None => step_through(archive, walked, seg, fetched, stop, visit),
+    };
     progress.inc(walked.verifier.head().seq - before);
-    if reached_stop? {
+    reached_stop
+}
+
+/// A segment must hold the seqs its name says (a renamed file could stand in the wrong place).
+fn named_for(seg: &SegmentRef, first: u64, last: u64) -> Result<(), WalkError> {
+    if (first, last) == (seg.first, seg.last) {
+        return Ok(());
+    }
+    let problem = Problem::Source(format!(
+        "{} is named for seqs {}..={} but holds seqs {first}..={last}",
+        seg.key, seg.first, seg.last
+    ));
+    Err(tampered(VerifyError { seq: seg.first.min(first), problem }, &seg.key))
+}
+
+/// Folds a segment checked ahead. Returns whether the walk reached `stop`.
+fn fold(
+    archive: &SessionArchive,
+    walked: &mut Walked,
+    checked: &mut CheckedSegment,
+    stop: Stop,
+    visit: &mut Visit<'_>,
+) -> Result<bool, WalkError> {
+    let v = &mut walked.verifier;
+    let mut output = Ok(());
+    loop {
+        if let Stop::AtTime(t) = stop
+            && checked.peek_header().is_some_and(|h| h.ts_ms > t)
+        {
+            return Ok(true);
+        }
+        let Some(seq) = v.fold_checked(checked, |c, redacted| output = visit(c, redacted)) else {
+            return Ok(false);
+        };
+        std::mem::replace(&mut output, Ok(())).map_err(WalkError::Output)?;
+        if let Some(info) = archive.snapshots.get(&seq) {
+            check_snapshot(archive, v, seq, &info.key)?;
+            walked.snapshots_checked.push(seq);
+        }
+        if stop == Stop::AfterSeq(seq) {
+            return Ok(true);
+        }
+    }
+}
+
+/// Walks a segment record by record, so that whatever is wrong is found at its seq.
+fn step_through(
+    archive: &SessionArchive,
+    walked: &mut Walked,
+    seg: &SegmentRef,
+    fetched: &Fetched,
+    stop: Stop,
+    visit: &mut Visit<'_>,
+) -> Result<bool, WalkError> {
+    let mut cur = walked.verifier.open_segment(&fetched.bytes).map_err(|e| tampered(e, &seg.key))?;
+    let (first, last) = (cur.header().first_seq, cur.header().last_seq);
+    named_for(seg, first, last)?;
+    if frames(archive, walked, seg, &mut cur, stop, visit)? {
         return Ok(true);
     }
     walked.verifier.close_segment_with(cur, fetched.checksum_ok).map_err(|e| tampered(e, &seg.key))?;
@@ -168,10 +257,10 @@ fn walk_segment(
 fn frames(
     archive: &SessionArchive,
     walked: &mut Walked,
-    seg: &crate::archive::SegmentRef,
+    seg: &SegmentRef,
     cur: &mut moltlog_core::verify::SegmentCursor<'_>,
     stop: Stop,
-    visit: &mut dyn FnMut(&CheckedRecord, &FramedRecord<'_>) -> std::io::Result<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<bool, WalkError> {
     let v = &mut walked.verifier;
     let mut output = Ok(());
@@ -184,7 +273,7 @@ fn frames(
         let step = v
             .step(cur, |c, f| {
                 if output.is_ok() {
-                    output = visit(c, f);
+                    output = visit(c, f.redacted);
                 }
             })
             .map_err(|e| tampered(e, &seg.key))?;

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use anyhow::Context;
 use moltlog_core::chain::{self, Hash};
 use moltlog_core::dto;
-use moltlog_core::record::{CheckedRecord, FramedRecord};
+use moltlog_core::record::CheckedRecord;
 use moltlog_core::state::SessionState;
 use serde_json::{Value, json};
 
@@ -60,13 +60,13 @@ struct Rec {
 }
 
 impl Rec {
-    fn of(c: &CheckedRecord, f: &FramedRecord<'_>) -> Rec {
+    fn of(c: &CheckedRecord, redacted: bool) -> Rec {
         let h = &c.header;
         Rec {
             seq: h.seq,
             hash: c.hash,
             content: (h.kind as u8, h.actor as u8, h.causation, h.idempotency_key.clone(), h.body_sha256),
-            line: line(c, f.redacted),
+            line: line(c, redacted),
         }
     }
 }
@@ -102,9 +102,9 @@ pub fn run(a: &DiffArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     let hidden = indicatif::ProgressBar::hidden();
     let run_side =
         |arch: &SessionArchive, stop: Stop, tx: mpsc::SyncSender<Rec>| -> Result<Ended, WalkError> {
-            let mut send = |c: &CheckedRecord, f: &FramedRecord<'_>| {
+            let mut send = |c: &CheckedRecord, redacted: bool| {
                 // A closed channel means the comparer stopped early; nothing more to send.
-                let _ = tx.send(Rec::of(c, f));
+                let _ = tx.send(Rec::of(c, redacted));
                 Ok(())
             };
             let w = walk::walk(arch, stop, &hidden, &mut send)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use moltlog_core::chain;
 use moltlog_core::dto;
-use moltlog_core::record::{CheckedRecord, FramedRecord};
+use moltlog_core::record::CheckedRecord;
 use moltlog_core::restore::openclaw;
 use serde_json::json;
 
@@ -54,8 +54,8 @@ pub fn run(a: &ExportArgs, ui: &Ui) -> anyhow::Result<Verdict> {
                 write!(out, "{{\"session_key\":{},\"events\":[", json!(archive.session_key()))?;
             }
             let mut first = true;
-            let mut visit = |c: &CheckedRecord, f: &FramedRecord<'_>| -> std::io::Result<()> {
-                let v = dto::event_json(&c.header, &c.hash, &c.body, f.redacted);
+            let mut visit = |c: &CheckedRecord, redacted: bool| -> std::io::Result<()> {
+                let v = dto::event_json(&c.header, &c.hash, &c.body, redacted);
                 if json_doc {
                     out.write_all(if first { b"\n" } else { b",\n" })?;
                 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use moltlog_core::dto;
 use moltlog_core::event::{Actor, EventKind};
-use moltlog_core::record::{CheckedRecord, FramedRecord};
+use moltlog_core::record::CheckedRecord;
 
 use crate::cli::{LogArgs, Verdict, usage};
 use crate::render::summary;
@@ -102,16 +102,16 @@ pub fn run(a: &LogArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     let archive = source::open_archive(&spec, a.source.session(), ui, false)?;
     let mut out = commands::stdout();
     let json = a.json;
-    let mut visit = |c: &CheckedRecord, f: &FramedRecord<'_>| -> std::io::Result<()> {
+    let mut visit = |c: &CheckedRecord, redacted: bool| -> std::io::Result<()> {
         if !filter.accepts(c) {
             return Ok(());
         }
         if json {
-            let v = dto::event_json(&c.header, &c.hash, &c.body, f.redacted);
+            let v = dto::event_json(&c.header, &c.hash, &c.body, redacted);
             serde_json::to_writer(&mut out, &v)?;
             out.write_all(b"\n")
         } else {
-            writeln!(out, "{}", line(c, f.redacted))
+            writeln!(out, "{}", line(c, redacted))
         }
     };
     let bar = ui.bar(archive.last_named_seq(), "records", "reading");

@@ -323,8 +323,7 @@ struct Scan {
 fn scan_local(out: &Path, key: &SessionKey, ui: &Ui) -> anyhow::Result<Scan> {
     let archive = SessionArchive::open(Box::new(DirSource::open(out)?), key.clone())?;
     let mut blobs = BTreeMap::new();
-    let mut collect = |c: &moltlog_core::record::CheckedRecord,
-                       _: &moltlog_core::record::FramedRecord<'_>| {
+    let mut collect = |c: &moltlog_core::record::CheckedRecord, _redacted: bool| {
         for b in c.body.blob_refs() {
             blobs.insert(b.sha256, b.len);
         }
