@@ -117,8 +117,17 @@ fn main() {
     println!("moltlog-replay verify (the whole audit: chain, segments, snapshots byte for byte, blobs)");
     println!("best of 5 runs after a warm-up; the machine is shared, load average now {}", load_average());
     println!(
-        "{:>10}  {:>8}  {:>8}  {:>6}  {:>8}  {:>8}  {:>13}  {:>13}  {:>9}",
-        "events", "MB", "B/event", "files", "wall s", "CPU s", "events/s", "events/CPU-s", "peak RSS"
+        "{:>10}  {:>8}  {:>8}  {:>6}  {:>8}  {:>8}  {:>8}  {:>13}  {:>13}  {:>9}",
+        "events",
+        "MB",
+        "B/event",
+        "files",
+        "wall s",
+        "median",
+        "CPU s",
+        "events/s",
+        "events/CPU-s",
+        "peak RSS"
     );
     for events in [100_000u64, 1_000_000] {
         let dir = bundle(events);
@@ -126,15 +135,19 @@ fn main() {
         let _ = verify(&dir); // warm the page cache
         let runs: Vec<Run> = (0..5).map(|_| verify(&dir)).collect();
         let best = runs.iter().min_by(|a, b| a.wall.total_cmp(&b.wall)).expect("five runs");
+        let mut walls: Vec<f64> = runs.iter().map(|r| r.wall).collect();
+        walls.sort_by(f64::total_cmp);
+        let median = walls[walls.len() / 2];
         let records = best.report["records"].as_u64().unwrap();
         assert_eq!(best.report["ok"], true);
         println!(
-            "{:>10}  {:>8.1}  {:>8.0}  {:>6}  {:>8.3}  {:>8.3}  {:>13.0}  {:>13.0}  {:>6.1} MB",
+            "{:>10}  {:>8.1}  {:>8.0}  {:>6}  {:>8.3}  {:>8.3}  {:>8.3}  {:>13.0}  {:>13.0}  {:>6.1} MB",
             records,
             bytes as f64 / 1e6,
             bytes as f64 / records as f64,
             files,
             best.wall,
+            median,
             best.cpu,
             records as f64 / best.wall,
             records as f64 / best.cpu,
