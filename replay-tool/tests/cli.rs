@@ -235,6 +235,23 @@ fn pulls_resume_and_mirror() {
     let r = replay(&["pull", p(&file), "--out", p(&target)]);
     assert!(r.stdout.contains("segments   4 (1 new)"), "{}", r.stdout);
 
+    // A mirror drops what its source dropped: a segment rewritten as a new generation (as the
+    // Worker does after a redaction) replaces the old copy here too.
+    let source_dir = out.path().join("source");
+    copy_dir(dir(), &source_dir);
+    let mirror = out.path().join("mirror");
+    assert_eq!(replay(&["pull", p(&source_dir), "--out", p(&mirror)]).code, 0);
+    let old = segment_files(&source_dir, KEY)[1].clone();
+    let rewritten = old.with_file_name(old.file_name().unwrap().to_str().unwrap().replace(".seg", ".g1.seg"));
+    fs::rename(&old, &rewritten).unwrap();
+    let r = replay(&["pull", p(&source_dir), "--out", p(&mirror)]);
+    assert!(r.stdout.contains("removed    1 object(s)"), "{}", r.stdout);
+    let names: Vec<String> =
+        segment_files(&mirror, KEY).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.ends_with(".g1.seg")), "{names:?}");
+    assert!(!segments_dir(&mirror, KEY).join(old.file_name().unwrap()).exists());
+    assert_eq!(replay(&["verify", p(&mirror)]).code, 0);
+
     // A directory that is not a bundle is not written into; nor is another kind of pull's.
     let busy = out.path().join("busy");
     fs::create_dir_all(&busy).unwrap();
