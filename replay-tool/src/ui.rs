@@ -37,8 +37,8 @@ impl Ui {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let template =
-            format!("{{msg}} [{{bar:32}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)");
+        // Short enough for an 80-column terminal: a wrapped bar redraws badly.
+        let template = format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}, {{eta}} left");
         bar.set_style(ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
         bar.set_message(message.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));

@@ -246,8 +246,10 @@ fn pulls_resume_and_mirror() {
     fs::rename(&old, &rewritten).unwrap();
     let r = replay(&["pull", p(&source_dir), "--out", p(&mirror)]);
     assert!(r.stdout.contains("removed    1 object(s)"), "{}", r.stdout);
-    let names: Vec<String> =
-        segment_files(&mirror, KEY).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = segment_files(&mirror, KEY)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().any(|n| n.ends_with(".g1.seg")), "{names:?}");
     assert!(!segments_dir(&mirror, KEY).join(old.file_name().unwrap()).exists());
     assert_eq!(replay(&["verify", p(&mirror)]).code, 0);
