@@ -25,6 +25,8 @@ pub struct Audit {
     pub records: u64,
     pub segments: u64,
     pub snapshots_checked: Vec<u64>,
+    /// Snapshots that predate the redaction of content they hold (due for deletion).
+    pub snapshots_stale: Vec<u64>,
     /// Snapshots past the end of an archive that does not claim a head (R2 snapshots are taken
     /// of the live log, which may be ahead of the archive): not checkable, not wrong.
     pub snapshots_unchecked: Vec<u64>,
@@ -53,7 +55,11 @@ impl Audit {
             "head": {"seq": self.head.seq, "hash": chain::to_hex(&self.head.hash)},
             "records": self.records,
             "segments": self.segments,
-            "snapshots": {"checked": self.snapshots_checked, "unchecked": self.snapshots_unchecked},
+            "snapshots": {
+                "checked": self.snapshots_checked,
+                "stale": self.snapshots_stale,
+                "unchecked": self.snapshots_unchecked,
+            },
             "blobs": {"checked": self.blobs_checked, "missing": self.blobs_missing},
             "redacted": self.redacted,
             "not_erased": self.not_erased,
@@ -110,6 +116,7 @@ pub fn audit(
         records: 0,
         segments: archive.segments.len() as u64,
         snapshots_checked: Vec::new(),
+        snapshots_stale: Vec::new(),
         snapshots_unchecked: Vec::new(),
         blobs_checked: 0,
         blobs_missing: Vec::new(),
@@ -131,6 +138,7 @@ pub fn audit(
         Err(e) => return Err(e),
     };
     a.snapshots_checked = walked.snapshots_checked;
+    a.snapshots_stale = walked.snapshots_stale;
     // The head first: a log cut short may have lost the redaction events that account for
     // bodies stored redacted before the cut, and the cut is the real finding.
     let reached = walked.verifier.head();

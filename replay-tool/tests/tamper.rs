@@ -233,3 +233,42 @@ fn a_segment_of_another_session_is_refused() {
     fs::copy(theirs, &ours).unwrap();
     fails(d.path(), 401, "wrong_session");
 }
+
+#[test]
+fn a_snapshot_taken_before_a_redaction_is_stale_not_tampered() {
+    use moltlog_core::engine::{AppendRequest, Engine, Limits, Now};
+    use moltlog_core::event::Actor;
+    use moltlog_core::key::SessionKey;
+    use moltlog_core::sample;
+    use moltlog_core::store::LogStore;
+    use moltlog_replay::file_store::FileStore;
+    use moltlog_replay::layout::{HeadJson, Manifest};
+
+    // R2 can hold such a snapshot for a moment: the Worker deletes it after the redaction.
+    let d = tempfile::tempdir().unwrap();
+    let mut store = FileStore::open(d.path(), KEY).unwrap();
+    let mut engine = Engine::new(SessionKey::parse(KEY).unwrap(), Limits::default());
+    let now = |i: u64| Now { now_ms: 1_767_225_600_000 + i, entropy: u128::from(i) };
+    for i in 0..10 {
+        engine
+            .append(&mut store, AppendRequest::one(Actor::Runtime, sample::user(&format!("m{i}"))), now(i))
+            .unwrap();
+    }
+    let before = engine.snapshot(1);
+    engine
+        .append(&mut store, AppendRequest::one(Actor::Operator, sample::redaction(3, "pii")), now(11))
+        .unwrap();
+    engine.append(&mut store, AppendRequest::one(Actor::Runtime, sample::user("after")), now(12)).unwrap();
+    store.put_snapshot(12, &engine.snapshot(2)).unwrap();
+    store.put_snapshot(10, &before).unwrap();
+    let mut m = Manifest::new(KEY, "bundle", "test");
+    m.head = Some(HeadJson::from_head(engine.head()));
+    m.write(d.path()).unwrap();
+
+    let r = replay(&["verify", p(d.path()), "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    assert_eq!(j["snapshots"]["stale"], serde_json::json!([10]));
+    assert_eq!(j["snapshots"]["checked"], serde_json::json!([12]));
+    assert_eq!(j["redacted"], serde_json::json!([3]));
+}

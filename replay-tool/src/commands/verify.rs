@@ -62,6 +62,13 @@ fn print_human(out: &mut impl Write, ui: &Ui, a: &Audit) -> std::io::Result<()> 
     }
     let mut snaps =
         format!("{} checked against the replayed state, byte for byte", a.snapshots_checked.len());
+    if !a.snapshots_stale.is_empty() {
+        snaps += &format!(
+            "; {} taken before a redaction of content they hold, due for deletion, not compared (seqs {})",
+            a.snapshots_stale.len(),
+            list(&a.snapshots_stale)
+        );
+    }
     if !a.snapshots_unchecked.is_empty() {
         snaps += &format!(
             "; {} past the end of this archive, unchecked (seqs {})",
