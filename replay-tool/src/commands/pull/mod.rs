@@ -14,7 +14,6 @@
 //! references (fetched next) and the head recorded in the manifest. A copy that does not verify
 //! is kept (it is the evidence) and reported, with exit status 1.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -22,19 +21,21 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use moltlog_core::chain::{self, Hash};
 use moltlog_core::key::SessionKey;
-use moltlog_core::segment::{self, SegmentReader};
 use moltlog_core::state::Head;
+
+mod copy;
+mod http;
+
+use copy::{fetch_blobs, mirror, scan_local};
+use http::pull_http;
 
 use crate::archive::SessionArchive;
 use crate::cli::{PullArgs, Verdict, usage};
 use crate::failure::Failure;
-use crate::layout::{HeadJson, MANIFEST, Manifest, blob_key, object_path, write_atomic};
-use crate::objects::{ObjectInfo, ObjectSource, segments_prefix, snapshots_prefix};
-use crate::source::dir::DirSource;
+use crate::layout::{HeadJson, MANIFEST, Manifest};
 use crate::source::http::Api;
 use crate::source::{self, SourceSpec};
 use crate::ui::Ui;
-use crate::walk::{self, Stop, WalkError};
 
 /// What a pull fetched and found.
 #[derive(Default, Debug, Clone)]
@@ -182,186 +183,10 @@ fn remove_temporaries(dir: &Path) {
     }
 }
 
-/// Copies the archive's segment and snapshot objects into `out`, skipping what is there already,
-/// and removes local ones the source no longer has.
-fn mirror(archive: &SessionArchive, out: &Path, ui: &Ui, tally: &mut Tally) -> anyhow::Result<()> {
-    let key = archive.session_key();
-    let mut objects: Vec<ObjectInfo> = Vec::new();
-    for s in archive.segments.iter().chain(&archive.superseded) {
-        objects.push(ObjectInfo { key: s.key.clone(), size: s.size });
-    }
-    objects.extend(archive.snapshots.values().cloned());
-    let total: u64 = objects.iter().map(|o| o.size).sum();
-    let bar = ui.bar(total, "bytes", "pulling");
-    let local = DirSource::open(out)?;
-    let mut buf = Vec::new();
-    for o in &objects {
-        let is_segment = o.key.ends_with(".seg");
-        if is_segment {
-            tally.segments += 1;
-        } else {
-            tally.snapshots += 1;
-        }
-        let path = object_path(out, &o.key)?;
-        if fs::metadata(&path).is_ok_and(|m| m.len() == o.size) {
-            bar.inc(o.size);
-            continue;
-        }
-        if !archive.source.read_into(&o.key, &mut buf)? {
-            bail!("{} vanished from {} during the pull; run the pull again", o.key, archive.describe());
-        }
-        write_atomic(&path, &buf)?;
-        if is_segment {
-            tally.segments_new += 1;
-        } else {
-            tally.snapshots_new += 1;
-        }
-        bar.inc(o.size);
-    }
-    bar.finish_and_clear();
-    let wanted: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-    for prefix in [segments_prefix(key), snapshots_prefix(key)] {
-        for o in local.list(&prefix)? {
-            if !wanted.contains(o.key.as_str()) {
-                fs::remove_file(object_path(out, &o.key)?).with_context(|| format!("removing {}", o.key))?;
-                tally.removed += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The HTTP pull: the export on the first pull, then pages of records after the local head.
-fn pull_http(
-    api: &Api,
-    key: &SessionKey,
-    out: &Path,
-    opts: &PullOptions,
-    existing: Option<Manifest>,
-    ui: &Ui,
-    tally: &mut Tally,
-) -> anyhow::Result<Manifest> {
-    let local = SessionArchive::open(Box::new(DirSource::open(out)?), key.clone())?;
-    if local.segments.is_empty() && opts.export {
-        let tmp = out.join(".export.moltlog.tmp-download");
-        let bar = ui.bytes_spinner(&format!("downloading the export of {key}"));
-        api.download_export(key.as_str(), opts.blobs, &tmp, &bar)?;
-        bar.finish_and_clear();
-        let opened = source::open_bundle(&tmp);
-        let _ = fs::remove_file(&tmp); // mapped already (or unreadable): the file itself can go
-        let archive = source::archive_of(opened?, Some(key.as_str()))?;
-        mirror(&archive, out, ui, tally)?;
-        let blobs = archive.source.list("blobs/sha256/")?;
-        let mut buf = Vec::new();
-        for b in &blobs {
-            let path = object_path(out, &b.key)?;
-            if archive.source.read_into(&b.key, &mut buf)? && !path.exists() {
-                write_atomic(&path, &buf)?;
-                tally.blobs_new += 1;
-            }
-        }
-        let mut m = Manifest::new(key.as_str(), "http", api.base());
-        m.head = claimed(&archive);
-        m.archived_seq = archive.archived_seq;
-        return Ok(m);
-    }
-    // Resume after the local head: read it from the last local segment.
-    let (mut after, mut prev) = match local.segments.last() {
-        None => (0, chain::genesis(key.as_str())),
-        Some(last) => {
-            let bytes = local.source.read(&last.key)?.context("reading the last local segment")?;
-            let h = SegmentReader::open(&bytes)
-                .with_context(|| format!("{} is damaged; pull into a new directory", last.key))?
-                .header;
-            (h.last_seq, h.last_hash)
-        }
-    };
-    let bar = ui.bytes_spinner(&format!("fetching records of {key} after seq {after}"));
-    while let Some(page) = api.events_segment(key.as_str(), after)? {
-        let h = SegmentReader::open(&page)
-            .map_err(|e| anyhow::anyhow!("the Worker sent a damaged page: {e}"))?
-            .header;
-        if h.session_key != key.as_str() || h.first_seq != after + 1 || h.prev_hash != prev {
-            bail!(
-                "the Worker's log does not continue this bundle at seq {after} (its page starts at seq {} after \
-                 hash {}, this bundle ends with hash {}): the copies diverge. Pull into a new directory and \
-                 compare them with `moltlog-replay diff`",
-                h.first_seq,
-                chain::to_hex(&h.prev_hash),
-                chain::to_hex(&prev)
-            );
-        }
-        let name = segment::object_key(key.as_str(), h.first_seq, h.last_seq, 0);
-        write_atomic(&object_path(out, &name)?, &page)?;
-        (after, prev) = (h.last_seq, h.last_hash);
-        tally.pages += 1;
-        tally.segments_new += 1;
-        bar.inc(page.len() as u64);
-    }
-    bar.finish_and_clear();
-    let mut m = existing.unwrap_or_else(|| Manifest::new(key.as_str(), "http", api.base()));
-    m.pulled_ms = crate::layout::now_ms();
-    m.head = None; // the walk over the copy states the head reached
-    tally.segments = local.segments.len() as u64 + tally.pages;
-    tally.snapshots = local.snapshots.len() as u64;
-    Ok(m)
-}
-
 /// The head an archive's source states, for the manifest.
 fn claimed(archive: &SessionArchive) -> Option<HeadJson> {
     let c = archive.claimed_head?;
     Some(HeadJson::from_head(Head { seq: c.seq, hash: c.hash? }))
-}
-
-/// What a walk over the local copy found.
-struct Scan {
-    head: Result<Head, Failure>,
-    /// Referenced blobs: digest → length.
-    blobs: BTreeMap<Hash, u64>,
-}
-
-fn scan_local(out: &Path, key: &SessionKey, ui: &Ui) -> anyhow::Result<Scan> {
-    let archive = SessionArchive::open(Box::new(DirSource::open(out)?), key.clone())?;
-    let mut blobs = BTreeMap::new();
-    let mut collect = |c: &moltlog_core::record::CheckedRecord, _redacted: bool| {
-        for b in c.body.blob_refs() {
-            blobs.insert(b.sha256, b.len);
-        }
-        Ok(())
-    };
-    let bar = ui.bar(archive.last_named_seq(), "records", "checking the copy");
-    let result = walk::walk(&archive, Stop::End, &bar, &mut collect);
-    bar.finish_and_clear();
-    let head = match result {
-        Ok(w) => Ok(w.verifier.head()),
-        Err(WalkError::Tampered { error, object }) => Err(Failure::from_verify(&error, object)),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Scan { head, blobs })
-}
-
-/// Fetches the referenced blobs that are not here yet (each checked against its digest).
-fn fetch_blobs(
-    blobs: &BTreeMap<Hash, u64>,
-    out: &Path,
-    tally: &mut Tally,
-    fetch: impl Fn(&Hash) -> anyhow::Result<Option<Vec<u8>>>,
-) -> anyhow::Result<()> {
-    for sha in blobs.keys() {
-        tally.blobs += 1;
-        let path = object_path(out, &blob_key(sha))?;
-        if path.exists() {
-            continue;
-        }
-        match fetch(sha)? {
-            Some(bytes) => {
-                write_atomic(&path, &bytes)?;
-                tally.blobs_new += 1;
-            }
-            None => tally.blobs_missing += 1,
-        }
-    }
-    Ok(())
 }
 
 fn report(ui: &Ui, out: &Path, pulled: &Pulled, no_blobs: bool) -> anyhow::Result<Verdict> {
