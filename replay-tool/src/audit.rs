@@ -22,6 +22,9 @@ pub struct Audit {
     pub source: String,
     /// The head verified (the end of the log, or the record before the failure).
     pub head: Head,
+    /// Whether the log was checked against a head stated elsewhere (a bundle's manifest,
+    /// `--expect-head`). An R2 archive states none: it ends where archiving got to.
+    pub head_checked: bool,
     pub records: u64,
     pub segments: u64,
     pub snapshots_checked: Vec<u64>,
@@ -53,6 +56,7 @@ impl Audit {
             "session_key": self.session_key,
             "source": self.source,
             "head": {"seq": self.head.seq, "hash": chain::to_hex(&self.head.hash)},
+            "head_checked": self.head_checked,
             "records": self.records,
             "segments": self.segments,
             "snapshots": {
@@ -113,6 +117,7 @@ pub fn audit(
         session_key: archive.session_key().to_owned(),
         source: archive.describe(),
         head: Head::genesis(archive.session_key()),
+        head_checked: archive.claimed_head.is_some(),
         records: 0,
         segments: archive.segments.len() as u64,
         snapshots_checked: Vec::new(),

@@ -60,6 +60,14 @@ fn print_human(out: &mut impl Write, ui: &Ui, a: &Audit) -> std::io::Result<()> 
         )?,
         Some(_) => writeln!(out, "{}seqs 1..={} verified before the failure", label("log"), a.head.seq)?,
     }
+    if !a.head_checked && a.failure.is_none() {
+        writeln!(
+            out,
+            "{}not stated by this source (an R2 archive ends where archiving got to); check it with \
+             --expect-head SEQ:HASH from the Worker's GET /v1/sessions/KEY",
+            label("head")
+        )?;
+    }
     let mut snaps =
         format!("{} checked against the replayed state, byte for byte", a.snapshots_checked.len());
     if !a.snapshots_stale.is_empty() {
