@@ -108,10 +108,10 @@ fn load_average() -> String {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would run this too: keep that cheap.
-    if std::env::args().any(|a| a == "--list" || a == "--test")
-        || std::env::var_os("MOLTLOG_BENCH_SKIP").is_some()
-    {
+    // `cargo bench` passes --bench; `cargo test --benches` does not, and a debug build of this
+    // would take minutes to say nothing useful.
+    if !std::env::args().any(|a| a == "--bench") || std::env::var_os("MOLTLOG_BENCH_SKIP").is_some() {
+        println!("verify benchmark: run it with `cargo bench -p moltlog-replay --bench verify`");
         return;
     }
     println!("moltlog-replay verify (the whole audit: chain, segments, snapshots byte for byte, blobs)");
