@@ -37,6 +37,7 @@ fn worker() -> Worker {
             ("SNAPSHOT_EVERY_EVENTS".into(), "150".into()),
         ],
         s3_credentials: Some((S3_KEY.0.into(), S3_KEY.1.into())),
+        ..Options::default()
     })
 }
 
