@@ -25,6 +25,7 @@ use moltlog_replay::commands::pull::{self, PullOptions, Pulled};
 use moltlog_replay::commands::restore;
 use moltlog_replay::source::s3::S3Config;
 use moltlog_replay::source::{self, SourceSpec};
+use moltlog_replay::transcript::Transcript;
 use moltlog_replay::ui::Ui;
 use serde_json::{Value, json};
 
@@ -196,10 +197,18 @@ fn pulled_three_ways_verifies_clean_agrees_restores_resumes_and_catches_tamperin
 }
 
 fn restore_matches_the_workers_bundle(w: &Worker, key: &str, pulled: &Path) {
-    let (a, archive) = audit_of(&bundle(pulled), None);
+    let ui = quiet();
+    let archive = source::open_archive(&bundle(pulled), None, &ui, true).unwrap();
+    let mut transcript = Transcript::default();
+    let keep = &mut |c: &moltlog_core::record::CheckedRecord, redacted: bool| {
+        transcript.visit(c, redacted);
+        Ok(())
+    };
+    let a = audit::audit_with(&archive, true, &ui.bar(0, "", ""), keep).unwrap();
+    let state = a.state.as_ref().unwrap();
+    let items = transcript.items(state).unwrap();
     let into = scratch(w, "restore");
-    let written =
-        restore::write_restore(&into, a.state.as_ref().unwrap(), |sha| Ok(archive.read_blob(sha)?)).unwrap();
+    let written = restore::write_restore(&into, state, &items, |sha| Ok(archive.read_blob(sha)?)).unwrap();
     let served = w.get(&format!("/v1/sessions/{key}/restore?format=openclaw")).body;
     let files = served["files"].as_array().unwrap();
     assert_eq!(files.len(), 2);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::archive::{ClaimedHead, SessionArchive};
 use crate::failure::Failure;
-use crate::walk::{self, Stop, WalkError};
+use crate::walk::{self, Stop, Visit, WalkError};
 
 /// What an audit found.
 #[derive(Clone, Debug)]
@@ -106,12 +106,22 @@ pub fn audit(
     check_blobs: bool,
     progress: &ProgressBar,
 ) -> Result<Audit, WalkError> {
+    audit_with(archive, check_blobs, progress, &mut |_, _| Ok(()))
+}
+
+/// `audit`, showing every record to `also` too (a restore keeps the transcript's events).
+pub fn audit_with(
+    archive: &SessionArchive,
+    check_blobs: bool,
+    progress: &ProgressBar,
+    also: &mut Visit<'_>,
+) -> Result<Audit, WalkError> {
     let mut blobs: BTreeMap<Hash, BlobUse> = BTreeMap::new();
-    let mut collect = |c: &moltlog_core::record::CheckedRecord, _redacted: bool| {
+    let mut collect = |c: &moltlog_core::record::CheckedRecord, redacted: bool| {
         for b in c.body.blob_refs() {
             blobs.entry(b.sha256).or_insert(BlobUse { len: b.len, seq: c.header.seq });
         }
-        Ok(())
+        also(c, redacted)
     };
     let mut a = Audit {
         session_key: archive.session_key().to_owned(),

@@ -23,5 +23,6 @@ pub mod render;
 pub mod source;
 pub mod synth;
 pub mod time;
+pub mod transcript;
 pub mod ui;
 pub mod walk;

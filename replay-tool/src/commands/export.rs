@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::cli::{ExportArgs, ExportFormat, Verdict};
 use crate::commands::state::{state_at, stop_of};
 use crate::layout::temp_path;
+use crate::transcript::Transcript;
 use crate::ui::Ui;
 use crate::walk;
 use crate::{commands, source};
@@ -35,19 +36,26 @@ pub fn run(a: &ExportArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         None => (Box::new(commands::stdout()), None),
     };
     let verdict = match a.format {
-        ExportFormat::Openclaw => match state_at(&archive, stop, ui)? {
-            Ok(state) => {
-                let rendered = openclaw::render(&state);
-                let transcript = rendered
-                    .files
-                    .iter()
-                    .find(|f| f.path.ends_with(".jsonl"))
-                    .context("the OpenClaw rendering has no transcript file")?;
-                out.write_all(transcript.content.as_bytes())?;
-                Verdict::Clean
+        ExportFormat::Openclaw => {
+            let mut transcript = Transcript::default();
+            let replayed = state_at(&archive, stop, ui, &mut |c, redacted| {
+                transcript.visit(c, redacted);
+                Ok(())
+            })?;
+            match replayed {
+                Ok(state) => {
+                    let rendered = openclaw::render(&state, &transcript.items(&state)?);
+                    let file = rendered
+                        .files
+                        .iter()
+                        .find(|f| f.path.ends_with(".jsonl"))
+                        .context("the OpenClaw rendering has no transcript file")?;
+                    out.write_all(file.content.as_bytes())?;
+                    Verdict::Clean
+                }
+                Err(v) => v,
             }
-            Err(v) => v,
-        },
+        }
         ExportFormat::Jsonl | ExportFormat::Json => {
             let json_doc = a.format == ExportFormat::Json;
             if json_doc {

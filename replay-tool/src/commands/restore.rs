@@ -21,13 +21,14 @@ use std::path::Path;
 use anyhow::Context;
 use moltlog_core::chain::{self, Hash};
 use moltlog_core::event::{BlobRef, Payload};
-use moltlog_core::restore::{self, openclaw};
-use moltlog_core::state::{SessionState, TranscriptItem};
+use moltlog_core::restore::{self, Item, openclaw};
+use moltlog_core::state::SessionState;
 use serde_json::json;
 
 use crate::audit;
 use crate::cli::{RestoreArgs, Verdict, usage};
 use crate::layout::{object_path, write_atomic};
+use crate::transcript::Transcript;
 use crate::ui::Ui;
 use crate::{commands, source};
 
@@ -43,7 +44,12 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     let spec = a.source.spec()?;
     let archive = source::open_archive(&spec, a.source.session(), ui, true)?;
     let bar = ui.bar(archive.last_named_seq(), "records", "verifying");
-    let audit = audit::audit(&archive, true, &bar).context("verifying before the restore")?;
+    let mut transcript = Transcript::default();
+    let keep = &mut |c: &moltlog_core::record::CheckedRecord, redacted: bool| {
+        transcript.visit(c, redacted);
+        Ok(())
+    };
+    let audit = audit::audit_with(&archive, true, &bar, keep).context("verifying before the restore")?;
     bar.finish_and_clear();
     if let Some(f) = &audit.failure {
         commands::print_failure(ui, f, &archive.describe());
@@ -51,7 +57,8 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         return Ok(Verdict::Failed);
     }
     let state = audit.state.as_ref().expect("a clean audit has the state");
-    let written = write_restore(&a.into, state, |sha| Ok(archive.read_blob(sha)?))?;
+    let items = transcript.items(state)?;
+    let written = write_restore(&a.into, state, &items, |sha| Ok(archive.read_blob(sha)?))?;
     let mut out = commands::stdout();
     if a.json {
         let j = json!({
@@ -112,23 +119,25 @@ pub struct Written {
     pub blobs_missing: Vec<String>,
 }
 
-/// Writes the restore of `state` under `dir`, fetching blobs through `blob`.
+/// Writes the restore of `state` (with its transcript's events, `items`) under `dir`, fetching
+/// blobs through `blob`.
 pub fn write_restore(
     dir: &Path,
     state: &SessionState,
+    items: &[Item],
     blob: impl Fn(&Hash) -> anyhow::Result<Option<Vec<u8>>>,
 ) -> anyhow::Result<Written> {
     let mut files = Vec::new();
-    let rendered = openclaw::render(state);
+    let rendered = openclaw::render(state, items);
     for f in &rendered.files {
         write_atomic(&object_path(dir, &f.path)?, f.content.as_bytes())?;
         files.push(f.path.clone());
     }
-    let bundle = serde_json::to_string_pretty(&restore::bundle_json(state))? + "\n";
+    let bundle = serde_json::to_string_pretty(&restore::bundle_json(state, items))? + "\n";
     write_atomic(&dir.join("moltlog/restore.json"), bundle.as_bytes())?;
     files.push("moltlog/restore.json".into());
     let mut blobs_missing = Vec::new();
-    for (sha, b) in state_blobs(state) {
+    for (sha, b) in state_blobs(state, items) {
         let rel = format!("moltlog/{}", crate::layout::blob_key(&sha));
         match blob(&sha)? {
             Some(bytes) if chain::sha256(&bytes) == sha && bytes.len() as u64 == b.len => {
@@ -141,37 +150,28 @@ pub fn write_restore(
     Ok(Written { files, blobs_missing })
 }
 
-/// Every blob the state references: what a resumed agent may need to read.
-pub fn state_blobs(s: &SessionState) -> BTreeMap<Hash, BlobRef> {
+/// Every blob the restored session references (its transcript's events, open tool calls, the
+/// compaction summary, the last screenshot, replies waiting for delivery): what a resumed agent
+/// may need to read.
+pub fn state_blobs(s: &SessionState, items: &[Item]) -> BTreeMap<Hash, BlobRef> {
     let mut out = BTreeMap::new();
-    let mut add = |p: &Payload| {
-        if let Payload::Blob(b) = p {
-            out.entry(b.sha256).or_insert_with(|| b.clone());
-        }
+    let mut add = |b: &BlobRef| {
+        out.entry(b.sha256).or_insert_with(|| b.clone());
     };
-    for e in &s.transcript {
-        match &e.item {
-            TranscriptItem::Message { text, attachments, .. } => {
-                add(text);
-                for a in attachments {
-                    add(&Payload::Blob(a.blob.clone()));
-                }
-            }
-            TranscriptItem::ToolCall { input, .. } => add(input),
-            TranscriptItem::ToolResult { output, .. } => add(output),
+    for item in items {
+        item.body.blob_refs().into_iter().for_each(&mut add);
+    }
+    let payloads = s
+        .open_tool_calls
+        .values()
+        .map(|c| &c.input)
+        .chain(s.compaction.as_ref().map(|c| &c.summary))
+        .chain(s.browser.last_screenshot.as_ref().map(|shot| &shot.image))
+        .chain(s.outbox.values().map(|o| &o.text));
+    for p in payloads {
+        if let Payload::Blob(b) = p {
+            add(b);
         }
-    }
-    for c in s.open_tool_calls.values() {
-        add(&c.input);
-    }
-    if let Some(c) = &s.compaction {
-        add(&c.summary);
-    }
-    if let Some(shot) = &s.browser.last_screenshot {
-        add(&shot.image);
-    }
-    for o in s.outbox.values() {
-        add(&o.text);
     }
     out
 }

@@ -12,7 +12,7 @@ use crate::cli::{StateArgs, Verdict, usage};
 use crate::failure::Failure;
 use crate::time::parse_point;
 use crate::ui::Ui;
-use crate::walk::{self, Stop};
+use crate::walk::{self, Stop, Visit};
 use crate::{commands, source};
 
 /// The stop `--at` asks for (the end without it).
@@ -23,15 +23,16 @@ pub fn stop_of(at: Option<&str>) -> anyhow::Result<Stop> {
     }
 }
 
-/// Replays the archive to `stop`, verifying; `Err(verdict)` when the log failed verification
-/// (reported already).
+/// Replays the archive to `stop`, verifying, showing each record to `visit`; `Err(verdict)`
+/// when the log failed verification (reported already).
 pub fn state_at(
     archive: &SessionArchive,
     stop: Stop,
     ui: &Ui,
+    visit: &mut Visit<'_>,
 ) -> anyhow::Result<Result<SessionState, Verdict>> {
     let bar = ui.bar(archive.last_named_seq(), "records", "replaying");
-    let result = walk::walk(archive, stop, &bar, &mut |_, _| Ok(()));
+    let result = walk::walk(archive, stop, &bar, visit);
     bar.finish_and_clear();
     let walked = match commands::walked(result, ui, &archive.describe())? {
         Ok(w) => w,
@@ -60,7 +61,7 @@ pub fn run(a: &StateArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     let stop = stop_of(a.at.as_deref())?;
     let spec = a.source.spec()?;
     let archive = source::open_archive(&spec, a.source.session(), ui, false)?;
-    let state = match state_at(&archive, stop, ui)? {
+    let state = match state_at(&archive, stop, ui, &mut |_, _| Ok(()))? {
         Ok(s) => s,
         Err(v) => return Ok(v),
     };
