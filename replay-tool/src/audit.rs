@@ -30,6 +30,8 @@ pub struct Audit {
     pub snapshots_checked: Vec<u64>,
     /// Snapshots that predate the redaction of content they hold (due for deletion).
     pub snapshots_stale: Vec<u64>,
+    /// Intact snapshots in a state layout this build cannot decode (another moltlog version).
+    pub snapshots_unreadable: Vec<u64>,
     /// Snapshots past the end of an archive that does not claim a head (R2 snapshots are taken
     /// of the live log, which may be ahead of the archive): not checkable, not wrong.
     pub snapshots_unchecked: Vec<u64>,
@@ -62,6 +64,7 @@ impl Audit {
             "snapshots": {
                 "checked": self.snapshots_checked,
                 "stale": self.snapshots_stale,
+                "unreadable": self.snapshots_unreadable,
                 "unchecked": self.snapshots_unchecked,
             },
             "blobs": {"checked": self.blobs_checked, "missing": self.blobs_missing},
@@ -132,6 +135,7 @@ pub fn audit_with(
         segments: archive.segments.len() as u64,
         snapshots_checked: Vec::new(),
         snapshots_stale: Vec::new(),
+        snapshots_unreadable: Vec::new(),
         snapshots_unchecked: Vec::new(),
         blobs_checked: 0,
         blobs_missing: Vec::new(),
@@ -154,6 +158,7 @@ pub fn audit_with(
     };
     a.snapshots_checked = walked.snapshots_checked;
     a.snapshots_stale = walked.snapshots_stale;
+    a.snapshots_unreadable = walked.snapshots_unreadable;
     // The head first: a log cut short may have lost the redaction events that account for
     // bodies stored redacted before the cut, and the cut is the real finding.
     let reached = walked.verifier.head();

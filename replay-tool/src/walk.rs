@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use indicatif::ProgressBar;
 use moltlog_core::record::CheckedRecord;
 use moltlog_core::segment;
-use moltlog_core::snapshot;
+use moltlog_core::snapshot::{self, SnapshotError};
 use moltlog_core::verify::{CheckedSegment, Problem, Step, Verifier, VerifyError, check_segment};
 
 use crate::archive::{SegmentRef, SessionArchive};
@@ -51,6 +51,8 @@ pub struct Walked {
     /// hold content the log no longer has, and the Worker deletes them (R2 may still show one
     /// for a moment). Not comparable, so not compared.
     pub snapshots_stale: Vec<u64>,
+    /// Intact snapshots whose state this build cannot decode (written by another version).
+    pub snapshots_unreadable: Vec<u64>,
     /// Seqs stored redacted whose redaction event the walk has not reached yet.
     pending_redactions: std::collections::BTreeSet<u64>,
 }
@@ -139,6 +141,7 @@ pub fn walk(
         covered: Vec::new(),
         snapshots_checked: Vec::new(),
         snapshots_stale: Vec::new(),
+        snapshots_unreadable: Vec::new(),
         pending_redactions: Default::default(),
     };
     if stop == Stop::AfterSeq(0) {
@@ -251,11 +254,12 @@ fn pushed(archive: &SessionArchive, walked: &mut Walked, seq: u64, redacted: boo
         walked.pending_redactions.retain(|s| authorised.binary_search(s).is_err());
     }
     if let Some(info) = archive.snapshots.get(&seq) {
-        if walked.pending_redactions.is_empty() {
-            check_snapshot(archive, &mut walked.verifier, seq, &info.key)?;
+        if !walked.pending_redactions.is_empty() {
+            walked.snapshots_stale.push(seq);
+        } else if check_snapshot(archive, &mut walked.verifier, seq, &info.key)? {
             walked.snapshots_checked.push(seq);
         } else {
-            walked.snapshots_stale.push(seq);
+            walked.snapshots_unreadable.push(seq);
         }
     }
     Ok(())
@@ -320,8 +324,16 @@ fn frames(
     }
 }
 
-/// Checks the snapshot named for `seq` against the state just replayed to `seq`.
-fn check_snapshot(archive: &SessionArchive, v: &mut Verifier, seq: u64, key: &str) -> Result<(), WalkError> {
+/// Checks the snapshot named for `seq` against the state just replayed to `seq`. `Ok(false)`
+/// when the snapshot is intact (its digests hold) but its state does not decode with this build:
+/// written by another version of moltlog. Snapshots are caches, so that is not a finding about
+/// the log; anything else that does not match is.
+fn check_snapshot(
+    archive: &SessionArchive,
+    v: &mut Verifier,
+    seq: u64,
+    key: &str,
+) -> Result<bool, WalkError> {
     let bytes = archive.source.read(key)?.ok_or_else(|| {
         SourceError::Invalid(format!(
             "{key} was listed but could not be read back from {}",
@@ -331,14 +343,25 @@ fn check_snapshot(archive: &SessionArchive, v: &mut Verifier, seq: u64, key: &st
     let fail = |detail: String| {
         tampered(VerifyError { seq, problem: Problem::Snapshot { snapshot_seq: seq, detail } }, key)
     };
-    let snap = snapshot::decode(&bytes, archive.session_key()).map_err(|e| fail(e.to_string()))?;
+    let snap = match snapshot::decode(&bytes, archive.session_key()) {
+        Ok(snap) => snap,
+        // The trailing checksum is checked first, so a decode error with a readable header of
+        // this session means the writer's bytes, in a layout this build does not know.
+        Err(SnapshotError::Decode(_))
+            if snapshot::decode_header(&bytes).is_ok_and(|h| h.session_key == archive.session_key()) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
     if snap.header.seq != seq {
         return Err(fail(format!(
             "the file is named for seq {seq} but the snapshot is of seq {}",
             snap.header.seq
         )));
     }
-    v.check_snapshot(&snap).map_err(|e| tampered(e, key))
+    v.check_snapshot(&snap).map_err(|e| tampered(e, key))?;
+    Ok(true)
 }
 
 /// Snapshots the walk did not reach (beyond its end), by seq.

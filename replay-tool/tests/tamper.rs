@@ -272,3 +272,38 @@ fn a_snapshot_taken_before_a_redaction_is_stale_not_tampered() {
     assert_eq!(j["snapshots"]["checked"], serde_json::json!([12]));
     assert_eq!(j["redacted"], serde_json::json!([3]));
 }
+
+#[test]
+fn an_intact_snapshot_of_another_state_layout_is_unreadable_not_tampered() {
+    use moltlog_core::chain;
+    use moltlog_core::snapshot::{self, Compression};
+
+    // What a snapshot written by another moltlog version looks like to this one: its framing and
+    // digests hold, its state does not decode. Snapshots are caches: not a finding about the log.
+    let d = copy();
+    let seq = snapshot_seqs(d.path(), KEY)[0];
+    let path = d.path().join("sessions").join(KEY).join("snapshots").join(format!("{seq:020}.snap"));
+    let mut header = snapshot::decode_header(&fs::read(&path).unwrap()).unwrap();
+    let state = vec![0x01, 0x02, 0xff, 0xfe]; // a session key that is not UTF-8
+    header.state_sha256 = chain::sha256(&state);
+    header.state_len = state.len() as u64;
+    header.compression = Compression::None;
+    let h = codec::encode(&header);
+    let mut bytes = b"MOLTSNAP\x01".to_vec();
+    bytes.extend((h.len() as u32).to_le_bytes());
+    bytes.extend(&h);
+    bytes.extend((state.len() as u32).to_le_bytes());
+    bytes.extend(&state);
+    let digest = chain::sha256(&bytes);
+    bytes.extend(digest);
+    fs::write(&path, &bytes).unwrap();
+    let r = replay(&["verify", p(d.path()), "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["snapshots"]["unreadable"], serde_json::json!([seq]));
+
+    // The same file with one byte flipped is damaged: that is a finding.
+    let last = bytes.len() - 40;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    fails(d.path(), seq, "snapshot_mismatch");
+}

@@ -77,6 +77,13 @@ fn print_human(out: &mut impl Write, ui: &Ui, a: &Audit) -> std::io::Result<()> 
             list(&a.snapshots_stale)
         );
     }
+    if !a.snapshots_unreadable.is_empty() {
+        snaps += &format!(
+            "; {} intact but written by another moltlog version, not compared (seqs {})",
+            a.snapshots_unreadable.len(),
+            list(&a.snapshots_unreadable)
+        );
+    }
     if !a.snapshots_unchecked.is_empty() {
         snaps += &format!(
             "; {} past the end of this archive, unchecked (seqs {})",
