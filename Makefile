@@ -53,6 +53,7 @@ lint: setup
 bench: build-test
 	cargo bench -p moltlog-core
 	cargo bench -p moltlog --bench worker
+	cargo bench -p moltlog-replay --bench verify
 
 fmt:
 	cargo fmt --all

@@ -81,6 +81,7 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError>
 }
 
 /// A cursor over framed bytes (segments, snapshots, export bundles).
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }

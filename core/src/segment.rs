@@ -51,6 +51,12 @@ pub enum SegmentError {
     Checksum,
     #[error("segment header is inconsistent: {0}")]
     Header(String),
+    #[error(
+        "segment's prev_hash {} differs from the chain hash before its first record {}",
+        chain::to_hex(actual),
+        chain::to_hex(expected)
+    )]
+    PrevHash { expected: Hash, actual: Hash },
 }
 
 /// Encodes `records` (contiguous, non-empty, each linked to the one before) as a segment.
@@ -109,7 +115,13 @@ impl<'a> SegmentReader<'a> {
 
     /// Whether the trailing checksum matches (check after reading the frames).
     pub fn checksum_ok(&self) -> bool {
-        codec::strip_checksum(self.whole).is_some()
+        checksum_ok(self.whole)
+    }
+
+    /// The next frame without consuming it (unchecked: to decide where to stop, say at a time).
+    pub fn peek_frame(&self) -> Option<FramedRecord<'a>> {
+        let mut frames = self.frames.clone();
+        (!frames.is_empty()).then(|| FramedRecord::read(&mut frames).ok()).flatten()
     }
 
     /// The next frame, or None at the end. The seq is the one the frame should have.
@@ -126,6 +138,12 @@ impl<'a> SegmentReader<'a> {
             SegmentError::Frame { seq, error }
         }))
     }
+}
+
+/// Whether a segment file's trailing SHA-256 matches the bytes before it. Separate from reading
+/// the frames so that a reader can hash a file on one thread while checking records on another.
+pub fn checksum_ok(whole: &[u8]) -> bool {
+    codec::strip_checksum(whole).is_some()
 }
 
 /// Summary of a segment that verified standalone.

@@ -1,9 +1,21 @@
 //! Whole-log verification: the chain from genesis, every body against its header, snapshots
 //! against the replayed state, and redactions against the redaction events that allow them.
 //! Streaming: memory holds the state, never the log.
+//!
+//! Records come one at a time (`Verifier::push`, from a store) or a segment at a time
+//! (`Verifier::open_segment` / `step` / `close_segment`, from an archive; see `segments`), or as
+//! segments checked ahead on other threads (`check_segment`, `Verifier::fold_checked`; see
+//! `checked`).
+
+mod checked;
+mod segments;
+
+pub use checked::{CheckedSegment, check_segment};
+pub use segments::{SegmentCursor, Step};
 
 use crate::chain::{self, Hash};
-use crate::record::{self, FramedRecord, RecordProblem};
+use crate::record::{self, CheckedRecord, FramedRecord, RecordProblem};
+use crate::segment::SegmentError;
 use crate::snapshot::Snapshot;
 use crate::state::{Head, SessionState};
 
@@ -23,6 +35,9 @@ pub enum Problem {
     Head { expected: u64, expected_hash: Hash, actual: u64, actual_hash: Hash },
     #[error("{0}")]
     Source(String),
+    /// An archive segment is damaged or does not continue the log (see `segments`).
+    #[error("{0}")]
+    Segment(SegmentError),
 }
 
 /// The first thing wrong, and where.
@@ -80,9 +95,20 @@ impl Verifier {
 
     /// Checks the next record and folds it in.
     pub fn push(&mut self, rec: &FramedRecord<'_>) -> Result<(), VerifyError> {
+        self.push_inspect(rec, |_| {})
+    }
+
+    /// Checks the next record, lets `inspect` see it decoded (before the state takes its body:
+    /// readers print it, collect its blob references, compare it), then folds it in.
+    pub fn push_inspect(
+        &mut self,
+        rec: &FramedRecord<'_>,
+        inspect: impl FnOnce(&CheckedRecord),
+    ) -> Result<(), VerifyError> {
         let seq = self.next_seq();
         let checked = record::check(&self.state.head.hash, seq, self.state.last_ts_ms, rec)
             .map_err(|p| VerifyError { seq, problem: p.into() })?;
+        inspect(&checked);
         if rec.redacted {
             self.flagged.push(seq);
         }

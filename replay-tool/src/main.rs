@@ -1,1 +1,5 @@
-fn main() {}
+//! `moltlog-replay`: see `moltlog-replay --help` and the README's "moltlog-replay" section.
+
+fn main() -> std::process::ExitCode {
+    moltlog_replay::cli::main()
+}

@@ -66,6 +66,10 @@ pub struct Options {
     /// Serve another Worker instead of moltlog: its wrangler.toml text (with an absolute `main`).
     /// The benchmarks use it to run a baseline beside moltlog.
     pub config: Option<String>,
+    /// Serve the R2 bucket through wrangler's local S3 endpoint (`Worker::s3_endpoint`) with
+    /// these credentials (access key id, secret): the generated test config gets
+    /// `local_dev = { experimental_s3_credentials = … }` on its `r2_buckets` entry.
+    pub s3_credentials: Option<(String, String)>,
 }
 
 /// A running Worker on workerd.
@@ -130,7 +134,7 @@ impl Worker {
         let config = dir.join("wrangler.toml");
         let text = match &opts.config {
             Some(text) => text.clone(),
-            None => test_config(&fs::read_to_string(repo().join("wrangler.toml")).unwrap()),
+            None => test_config(&fs::read_to_string(repo().join("wrangler.toml")).unwrap(), &opts),
         };
         fs::write(&config, text).unwrap();
         let mut w = Worker {
@@ -234,6 +238,11 @@ impl Worker {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// wrangler's local S3 endpoint for the R2 bucket (with `Options::s3_credentials`).
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/cdn-cgi/local/r2/s3", self.port)
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
@@ -273,13 +282,15 @@ fn thread_tag() -> String {
         .collect()
 }
 
-fn test_config(template: &str) -> String {
+fn test_config(template: &str, opts: &Options) -> String {
     let main = repo().join("build-test/index.js");
     let mut out = String::new();
     let mut skip = false;
+    let mut in_r2 = false;
     for line in template.lines() {
         if line.starts_with('[') {
             skip = line.trim() == "[build]";
+            in_r2 = line.trim() == "[[r2_buckets]]";
         }
         if skip {
             continue;
@@ -289,6 +300,14 @@ fn test_config(template: &str) -> String {
         } else {
             out.push_str(line);
             out.push('\n');
+        }
+        if in_r2
+            && line.starts_with("bucket_name")
+            && let Some((id, secret)) = &opts.s3_credentials
+        {
+            out.push_str(&format!(
+                "local_dev = {{ experimental_s3_credentials = {{ accessKeyId = {id:?}, secretAccessKey = {secret:?} }} }}\n"
+            ));
         }
     }
     out
