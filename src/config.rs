@@ -31,7 +31,7 @@ impl Default for Config {
             limits: Limits::default(),
             snapshot_every_events: 1000,
             snapshot_every_ms: 300_000,
-            archive_every_events: 500,
+            archive_every_events: 1000,
             archive_after_ms: 30_000,
             segment_max_events: 1000,
             local_snapshots_kept: 2,

@@ -88,6 +88,13 @@ impl<'a> Frames<'a> {
     }
 }
 
+impl<'a> Frames<'a> {
+    /// Bytes not read yet (the next frame starts here).
+    pub fn remaining(&self) -> usize {
+        self.reader.remaining()
+    }
+}
+
 impl<'a> Iterator for Frames<'a> {
     type Item = Result<FramedRecord<'a>, DecodeError>;
 

@@ -65,26 +65,55 @@ pub fn encode(session_key: &str, prev_hash: Hash, records: &[StoredRecord], crea
     let last = records.last().expect("non-empty");
     assert_eq!(last.seq - first.seq + 1, records.len() as u64, "segment records must be contiguous");
     let ts = |r: &StoredRecord| r.decode_header().map(|h| h.ts_ms).unwrap_or(0);
-    let header = SegmentHeader {
-        session_key: session_key.to_owned(),
+    let mut frames = Vec::with_capacity(records.iter().map(StoredRecord::frame_len).sum());
+    for r in records {
+        r.write_frame(&mut frames);
+    }
+    let run = FramedRun {
         first_seq: first.seq,
         last_seq: last.seq,
-        prev_hash,
-        last_hash: last.hash,
-        count: records.len() as u64,
         first_ts_ms: ts(first),
         last_ts_ms: ts(last),
+        last_hash: last.hash,
+        frames: &frames,
+    };
+    encode_frames(session_key, prev_hash, &run, created_ms)
+}
+
+/// A run of records already in frame form (as stores keep them), with what a segment header says
+/// about them.
+#[derive(Clone, Copy, Debug)]
+pub struct FramedRun<'a> {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub first_ts_ms: u64,
+    pub last_ts_ms: u64,
+    pub last_hash: Hash,
+    /// The records' frames, one after another (`StoredRecord::write_frame`).
+    pub frames: &'a [u8],
+}
+
+/// Encodes a segment from frames as they are, without decoding and re-framing every record (the
+/// archiver copies them straight from storage).
+pub fn encode_frames(session_key: &str, prev_hash: Hash, run: &FramedRun<'_>, created_ms: u64) -> Vec<u8> {
+    assert!(run.last_seq >= run.first_seq, "a segment holds at least one record");
+    let header = SegmentHeader {
+        session_key: session_key.to_owned(),
+        first_seq: run.first_seq,
+        last_seq: run.last_seq,
+        prev_hash,
+        last_hash: run.last_hash,
+        count: run.last_seq - run.first_seq + 1,
+        first_ts_ms: run.first_ts_ms,
+        last_ts_ms: run.last_ts_ms,
         created_ms,
     };
     let header_bytes = codec::encode(&header);
-    let size: usize = records.iter().map(StoredRecord::frame_len).sum();
-    let mut out = Vec::with_capacity(8 + 1 + 4 + header_bytes.len() + size);
+    let mut out = Vec::with_capacity(8 + 1 + 4 + header_bytes.len() + run.frames.len() + 32);
     out.extend_from_slice(SEGMENT_MAGIC);
     out.push(FORMAT_V1);
     codec::put_framed(&mut out, &header_bytes);
-    for r in records {
-        r.write_frame(&mut out);
-    }
+    out.extend_from_slice(run.frames);
     let digest = chain::sha256(&out);
     out.extend_from_slice(&digest);
     out

@@ -69,7 +69,8 @@ pub fn encode(state: &SessionState, created_ms: u64, compression: Compression) -
     let state_bytes = codec::encode(state);
     let payload = match compression {
         Compression::None => state_bytes.clone(),
-        Compression::Deflate => miniz_oxide::deflate::compress_to_vec(&state_bytes, 6),
+        // Level 1: snapshots are taken often in a Durable Object; the state compresses well anyway.
+        Compression::Deflate => miniz_oxide::deflate::compress_to_vec(&state_bytes, 1),
     };
     let header = SnapshotHeader {
         session_key: state.session_key.clone(),

@@ -139,11 +139,16 @@ async fn archive_one(so: &SessionDO, now: u64) -> Result<(), ApiError> {
                 (first, last, now)
             }
         };
-        let records = l.store.read(first, (last - first + 1) as u32).map_err(sql)?;
-        if records.len() as u64 != last - first + 1 {
-            return Err(ApiError::internal(format!("records {first}..={last} are not all stored")));
-        }
-        let bytes = segment::encode(l.key.as_str(), prev_hash(l, first)?, &records, created);
+        let run = l.store.frames(first, last).map_err(sql)?;
+        let framed = segment::FramedRun {
+            first_seq: first,
+            last_seq: last,
+            first_ts_ms: run.first_ts_ms,
+            last_ts_ms: run.last_ts_ms,
+            last_hash: run.last_hash,
+            frames: &run.frames,
+        };
+        let bytes = segment::encode_frames(l.key.as_str(), prev_hash(l, first)?, &framed, created);
         let r2_key = segment::object_key(l.key.as_str(), first, last, 0);
         Ok((l.key.clone(), r2_key, bytes, first, last, redacted_in(l, first, last)?))
     })?;
@@ -171,9 +176,7 @@ fn parse_intent(s: &str) -> Option<(u64, u64, u64)> {
 /// Rewrites segments and deletes R2 snapshots that hold content a redaction erased.
 async fn rewrite_stale(so: &SessionDO) -> Result<(), ApiError> {
     let bucket = so.env.bucket(rt::BUCKET)?;
-    let stale = so.with_live(|l| {
-        Ok(l.store.segments().map_err(sql)?.into_iter().filter(|r| r.stale).collect::<Vec<_>>())
-    })?;
+    let stale = so.with_live(|l| l.store.stale_segments().map_err(sql))?;
     for row in stale {
         let (new_key, bytes, redactions_before) = so.with_live(|l| {
             let records =

@@ -36,7 +36,7 @@ impl Live {
         } else {
             None
         };
-        let stale = s.segments()?.iter().any(|r| r.stale) || s.r2_snapshots()?.iter().any(|r| r.3);
+        let stale = s.any_stale()?;
         self.work = Work {
             head_seq,
             archived_seq,

@@ -165,3 +165,73 @@ pub fn headers_desc(sql: &SqlStorage, from: u64, limit: u32) -> Result<Vec<(u64,
     }
     Ok(out)
 }
+
+/// Records `first..=last` as their frames, copied straight out of the pages (the archiver writes
+/// them into a segment as they are).
+pub fn run(sql: &SqlStorage, first: u64, last: u64) -> Result<Run, SqlError> {
+    let mut out = Run { frames: Vec::new(), first_ts_ms: 0, last_ts_ms: 0, last_hash: [0; 32] };
+    let mut expect = first;
+    let ts = |h: &[u8], seq: u64| {
+        moltlog_core::codec::decode::<moltlog_core::EventHeader>(h)
+            .map(|h| h.ts_ms)
+            .map_err(|e| SqlError(format!("record {seq}: header does not decode: {e}")))
+    };
+    while expect <= last {
+        let pages = rows(
+            sql,
+            "SELECT first_seq, records FROM event_pages WHERE last_seq >= ? AND first_seq <= ? ORDER BY first_seq LIMIT ?",
+            vec![int(expect), int(last), int(u64::from(PAGES_PER_QUERY))],
+        )?;
+        if pages.is_empty() {
+            return Err(SqlError(format!("no page holds seq {expect}")));
+        }
+        for page in pages {
+            let mut it = page.into_iter();
+            let page_first = as_u64(&it.next().unwrap_or(V::Null))?;
+            let bytes = as_bytes(it.next().unwrap_or(V::Null))?;
+            if page_first > expect {
+                return Err(SqlError(format!("the log has a hole: no page holds seq {expect}")));
+            }
+            let mut frames = Frames::new(&bytes);
+            let mut seq = page_first;
+            let (mut from, mut to) = (None, 0);
+            loop {
+                let start = bytes.len() - frames.remaining();
+                let Some(frame) = frames.next() else { break };
+                let frame =
+                    frame.map_err(|e| SqlError(format!("page at seq {page_first}: record {seq}: {e}")))?;
+                if seq >= first && seq <= last {
+                    from.get_or_insert(start);
+                    to = bytes.len() - frames.remaining();
+                    if seq == first {
+                        out.first_ts_ms = ts(frame.header, seq)?;
+                    }
+                    if seq == last {
+                        out.last_ts_ms = ts(frame.header, seq)?;
+                        out.last_hash = *frame.hash;
+                    }
+                }
+                seq += 1;
+                if seq > last {
+                    break;
+                }
+            }
+            if let Some(from) = from {
+                out.frames.extend_from_slice(&bytes[from..to]);
+            }
+            expect = seq;
+            if expect > last {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A run of records in frame form.
+pub struct Run {
+    pub frames: Vec<u8>,
+    pub first_ts_ms: u64,
+    pub last_ts_ms: u64,
+    pub last_hash: moltlog_core::Hash,
+}

@@ -143,6 +143,11 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Records `first..=last` as their stored frames (for archive segments).
+    pub fn frames(&self, first: u64, last: u64) -> Result<super::pages::Run, SqlError> {
+        super::pages::run(&self.sql, first, last)
+    }
+
     pub fn record_at(&self, seq: u64) -> Result<Option<StoredRecord>, SqlError> {
         Ok(self.read(seq, 1)?.into_iter().next().filter(|r| r.seq == seq))
     }
@@ -168,9 +173,13 @@ impl SqlStore {
 
     /// Archived segments: (first, last, generation, key, bytes, stale), in seq order.
     pub fn segments(&self) -> Result<Vec<SegmentRow>, SqlError> {
+        self.segments_where("")
+    }
+
+    fn segments_where(&self, filter: &str) -> Result<Vec<SegmentRow>, SqlError> {
         rows(
             &self.sql,
-            "SELECT first_seq, last_seq, generation, r2_key, bytes, stale FROM segments ORDER BY first_seq",
+            &format!("SELECT first_seq, last_seq, generation, r2_key, bytes, stale FROM segments {filter} ORDER BY first_seq"),
             vec![],
         )?
         .into_iter()
@@ -201,6 +210,21 @@ impl SqlStore {
             exec(&self.sql, "UPDATE r2_snapshots SET stale = 1 WHERE seq = ?", vec![int(seq)])?;
         }
         Ok(())
+    }
+
+    /// Whether any archived copy waits to be rewritten or deleted after a redaction.
+    pub fn any_stale(&self) -> Result<bool, SqlError> {
+        let r = rows(
+            &self.sql,
+            "SELECT 1 FROM segments WHERE stale = 1 UNION ALL SELECT 1 FROM r2_snapshots WHERE stale = 1 LIMIT 1",
+            vec![],
+        )?;
+        Ok(!r.is_empty())
+    }
+
+    /// Segments waiting to be rewritten after a redaction.
+    pub fn stale_segments(&self) -> Result<Vec<SegmentRow>, SqlError> {
+        self.segments_where("WHERE stale = 1")
     }
 
     pub fn put_r2_snapshot_row(&self, seq: u64, key: &str, bytes: u64) -> Result<(), SqlError> {

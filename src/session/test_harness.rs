@@ -44,6 +44,16 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
             so.state.storage().delete_alarm().await?;
             Ok(rt::json(200, &json!({"wiped": key.as_str()}))?)
         }
+        // Raw SHA-256 speed inside the isolate (20 MiB).
+        "bench-sha" => {
+            let buf = vec![7u8; 1 << 20];
+            let mut acc = [0u8; 32];
+            for _ in 0..20 {
+                let h = moltlog_core::chain::sha256(&buf);
+                acc[0] ^= h[0];
+            }
+            Ok(rt::json(200, &json!({"x": acc[0]}))?)
+        }
         // All local snapshots gone: the next wake replays the whole log.
         "drop-snapshots" => {
             use moltlog_core::store::LogStore;
