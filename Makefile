@@ -51,7 +51,8 @@ lint: setup
 
 ## Benchmarks that print the figures the issues ask for.
 bench: build-test
-	cargo bench -p moltlog-core
+	cargo bench -p moltlog-core --bench engine
+	cargo run --profile bench -p moltlog-core --example figures
 	cargo bench -p moltlog --bench worker
 	cargo bench -p moltlog-replay --bench verify
 
