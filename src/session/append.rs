@@ -28,7 +28,12 @@ pub(super) async fn handle(so: &SessionDO, req: &mut Request, actor: Actor) -> R
     if body.len() as u64 > max {
         return Err(ApiError::new(413, "request_too_large", format!("request body is over {max} bytes")));
     }
-    let input = dto::parse_append(&body)?;
+    append_json(so, actor, &body).await
+}
+
+/// Appends a JSON append request body (one event or a batch) as `actor`, answering the outcome.
+pub(super) async fn append_json(so: &SessionDO, actor: Actor, body: &[u8]) -> Result<Response, ApiError> {
+    let input = dto::parse_append(body)?;
     let request = AppendRequest {
         actor,
         events: input.events,

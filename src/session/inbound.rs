@@ -7,9 +7,7 @@
 //! `GET /v1/sessions/{key}/inbound`, which without `after` answers everything the bridge and
 //! the webhooks appended since the runtime last appended anything (its last reply or action).
 
-use moltlog_core::AppendRequest;
 use moltlog_core::codec;
-use moltlog_core::dto;
 use moltlog_core::event::{Actor, EventHeader};
 use moltlog_core::store::LogStore;
 use serde_json::json;
@@ -52,15 +50,7 @@ pub(super) async fn internal(so: &SessionDO, req: &mut Request) -> Result<Respon
         store::put_interaction(&so.state.storage().sql(), &i, rt::now_ms()).map_err(sql_err)?;
     }
     let body = req.bytes().await?;
-    let input = dto::parse_append(&body)?;
-    let request = AppendRequest {
-        actor,
-        events: input.events,
-        expected_seq: input.expected_seq,
-        idempotency_key: input.idempotency_key,
-    };
-    let (status, outcome) = append::append(so, request).await?;
-    Ok(rt::json(status, &dto::outcome_json(&outcome))?)
+    append::append_json(so, actor, &body).await
 }
 
 fn actor_of(header: &[u8]) -> Result<Actor, ApiError> {
