@@ -113,3 +113,18 @@ pub fn compacted(summary: &str, first_kept_seq: u64) -> EventBody {
 pub fn redaction(target_seq: u64, reason: &str) -> EventBody {
     EventBody::Redaction(Redaction { target_seq, reason: reason.to_owned() })
 }
+
+/// A log of `n` user messages ("message 0", …) appended through the engine: the stored records.
+pub fn chat_log(session_key: &str, n: u64) -> Vec<crate::StoredRecord> {
+    use crate::engine::{AppendRequest, Engine, Limits, Now};
+    use crate::store::{LogStore, MemoryStore};
+    let key = crate::key::SessionKey::parse(session_key).expect("a valid session key");
+    let mut engine = Engine::new(key, Limits::default());
+    let mut store = MemoryStore::new();
+    for i in 0..n {
+        let now = Now { now_ms: 1_700_000_000_000 + i, entropy: u128::from(i) };
+        let req = AppendRequest::one(crate::Actor::Runtime, user(&format!("message {i}")));
+        engine.append(&mut store, req, now).expect("a sample append");
+    }
+    store.read(1, u32::try_from(n).expect("a sample log fits a read")).expect("memory store reads")
+}

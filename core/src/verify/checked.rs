@@ -86,27 +86,16 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AppendRequest, Engine, Limits, Now};
-    use crate::event::Actor;
-    use crate::key::SessionKey;
+
     use crate::record::StoredRecord;
     use crate::sample;
     use crate::state::Head;
-    use crate::store::{LogStore, MemoryStore};
     use crate::verify::Verifier;
 
     const KEY: &str = "agent:main:checked";
 
     fn log(n: u64) -> Vec<StoredRecord> {
-        let mut engine = Engine::new(SessionKey::parse(KEY).unwrap(), Limits::default());
-        let mut store = MemoryStore::new();
-        for i in 0..n {
-            let now = Now { now_ms: 1_700_000_000_000 + i, entropy: u128::from(i) };
-            engine
-                .append(&mut store, AppendRequest::one(Actor::Runtime, sample::user(&format!("m{i}"))), now)
-                .unwrap();
-        }
-        store.read(1, n as u32).unwrap()
+        sample::chat_log(KEY, n)
     }
 
     fn seg(recs: &[StoredRecord], first: u64, last: u64) -> Vec<u8> {

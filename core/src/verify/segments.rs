@@ -167,14 +167,7 @@ mod tests {
     const KEY: &str = "agent:main:segments";
 
     fn log(n: u64) -> Vec<StoredRecord> {
-        let mut engine = Engine::new(SessionKey::parse(KEY).unwrap(), Limits::default());
-        let mut store = MemoryStore::new();
-        for i in 0..n {
-            let body = sample::user(&format!("message {i}"));
-            let now = Now { now_ms: 1_700_000_000_000 + i, entropy: u128::from(i) };
-            engine.append(&mut store, AppendRequest::one(Actor::Runtime, body), now).unwrap();
-        }
-        store.read(1, n as u32).unwrap()
+        sample::chat_log(KEY, n)
     }
 
     /// A segment of `recs[first-1..last]`.
