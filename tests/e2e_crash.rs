@@ -50,10 +50,12 @@ fn acknowledged_appends_survive_kill_9_exactly_once() {
                                 .post(&format!("{base}/v1/sessions/{k}/events"))
                                 .header("content-type", "application/json")
                                 .send(body.as_bytes());
+                            // An answer only counts once its body is read: a runtime killed
+                            // mid-answer acknowledged nothing, and the retry must say duplicate.
                             if let Ok(mut resp) = r
                                 && (resp.status() == 201 || resp.status() == 200)
+                                && let Ok(v) = resp.body_mut().read_json::<serde_json::Value>()
                             {
-                                let v: serde_json::Value = resp.body_mut().read_json().unwrap();
                                 mine.insert(
                                     key.clone(),
                                     (v["first_seq"].as_u64().unwrap(), v["last_seq"].as_u64().unwrap()),
