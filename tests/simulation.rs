@@ -907,7 +907,7 @@ impl Sim {
 
         // A rebuild from the store equals the live state, byte for byte (and so does the
         // verifier's replay).
-        let replayed = codec::encode(&report.state);
+        let replayed = report.state.encode();
         let rebuilt = self.rebuild("check");
         self.ensure(codec::encode(rebuilt.state()) == replayed, || {
             "the rebuilt state differs from a full replay".into()

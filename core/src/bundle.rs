@@ -141,7 +141,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Section<'_>>, BundleError> {
         return Err(DecodeError::BadMagic("moltlog bundle").into());
     }
     if bytes[8] != FORMAT_V1 {
-        return Err(DecodeError::UnknownVersion(bytes[8]).into());
+        return Err(DecodeError::UnknownVersion { found: bytes[8], expected: FORMAT_V1 }.into());
     }
     let mut pos = 9usize;
     let mut sections = Vec::new();

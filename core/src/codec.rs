@@ -9,8 +9,8 @@ pub const FORMAT_V1: u8 = 1;
 pub enum DecodeError {
     #[error("empty input")]
     Empty,
-    #[error("unknown format version {0} (this build reads version {FORMAT_V1})")]
-    UnknownVersion(u8),
+    #[error("unknown format version {found} (this build reads version {expected})")]
+    UnknownVersion { found: u8, expected: u8 },
     #[error("malformed postcard: {0}")]
     Postcard(String),
     #[error("{0} bytes left over after the value")]
@@ -25,14 +25,23 @@ pub enum DecodeError {
 
 /// `[FORMAT_V1] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    encode_as(FORMAT_V1, value)
+}
+
+/// `[version] ++ postcard(value)`, for values versioned on their own (the session state).
+pub fn encode_as<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    encode_into(value, &mut out);
+    encode_into_as(version, value, &mut out);
     out
 }
 
 /// Appends `[FORMAT_V1] ++ postcard(value)` to `out`.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
-    out.push(FORMAT_V1);
+    encode_into_as(FORMAT_V1, value, out)
+}
+
+fn encode_into_as<T: Serialize>(version: u8, value: &T, out: &mut Vec<u8>) {
+    out.push(version);
     // Serializing our own types into a Vec cannot fail: no maps of unknown length, no custom
     // serializers that error.
     postcard::serialize_with_flavor(value, VecFlavor(out)).expect("postcard encoding into a Vec cannot fail");
@@ -69,9 +78,14 @@ impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
 /// Decodes `[version] ++ postcard(value)`, rejecting other versions and trailing bytes so that a
 /// value has exactly one stored form.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    decode_as(FORMAT_V1, bytes)
+}
+
+/// `decode` for a value versioned on its own: only `expected` is accepted as its version byte.
+pub fn decode_as<'a, T: Deserialize<'a>>(expected: u8, bytes: &'a [u8]) -> Result<T, DecodeError> {
     let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != FORMAT_V1 {
-        return Err(DecodeError::UnknownVersion(version));
+    if version != expected {
+        return Err(DecodeError::UnknownVersion { found: version, expected });
     }
     let (value, left) = postcard::take_from_bytes(rest).map_err(|e| DecodeError::Postcard(e.to_string()))?;
     if !left.is_empty() {
@@ -149,7 +163,10 @@ mod tests {
         bytes.push(0);
         assert_eq!(decode::<(u64, String)>(&bytes), Err(DecodeError::TrailingBytes(1)));
         bytes[0] = 2;
-        assert_eq!(decode::<(u64, String)>(&bytes), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(
+            decode::<(u64, String)>(&bytes),
+            Err(DecodeError::UnknownVersion { found: 2, expected: FORMAT_V1 })
+        );
         assert_eq!(decode::<u64>(&[]), Err(DecodeError::Empty));
     }
 }

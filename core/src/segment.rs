@@ -136,7 +136,7 @@ impl<'a> SegmentReader<'a> {
         }
         match r.u8()? {
             FORMAT_V1 => {}
-            v => return Err(DecodeError::UnknownVersion(v).into()),
+            v => return Err(DecodeError::UnknownVersion { found: v, expected: FORMAT_V1 }.into()),
         }
         let header: SegmentHeader = codec::decode(r.framed()?)?;
         Ok(SegmentReader { next_seq: header.first_seq, header, frames: r, whole })

@@ -66,7 +66,7 @@ pub struct Snapshot {
 
 /// Encodes `state` as a snapshot.
 pub fn encode(state: &SessionState, created_ms: u64, compression: Compression) -> Vec<u8> {
-    let state_bytes = codec::encode(state);
+    let state_bytes = state.encode();
     let payload = match compression {
         Compression::None => state_bytes.clone(),
         // Level 1: snapshots are taken often in a Durable Object; the state compresses well anyway.
@@ -105,7 +105,7 @@ fn open(bytes: &[u8]) -> Result<Reader<'_>, DecodeError> {
     }
     match r.u8()? {
         FORMAT_V1 => Ok(r),
-        v => Err(DecodeError::UnknownVersion(v)),
+        v => Err(DecodeError::UnknownVersion { found: v, expected: FORMAT_V1 }),
     }
 }
 
@@ -145,7 +145,7 @@ pub fn decode(bytes: &[u8], session_key: &str) -> Result<Snapshot, SnapshotError
     if actual != header.state_sha256 {
         return Err(SnapshotError::StateDigest { expected: header.state_sha256, actual });
     }
-    let state: SessionState = codec::decode(&state_bytes)?;
+    let state = SessionState::decode(&state_bytes)?;
     if state.head.seq != header.seq || state.head.hash != header.head_hash {
         return Err(SnapshotError::HeadMismatch { header_seq: header.seq, state_seq: state.head.seq });
     }

@@ -132,7 +132,7 @@ impl Verifier {
                 chain::to_hex(&self.state.head.hash)
             )));
         }
-        let replayed = crate::codec::encode(&self.state);
+        let replayed = self.state.encode();
         if replayed != snap.state_bytes {
             return Err(fail(format!(
                 "state differs (replayed {} bytes, sha256 {}; snapshot {} bytes, sha256 {})",

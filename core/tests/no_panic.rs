@@ -95,7 +95,7 @@ fn rechecksum(mut bytes: Vec<u8>) -> Vec<u8> {
 fn decode_everything(bytes: &[u8]) {
     let _ = codec::decode::<EventHeader>(bytes);
     let _ = codec::decode::<EventBody>(bytes);
-    let _ = codec::decode::<SessionState>(bytes);
+    let _ = SessionState::decode(bytes);
     let _ = snapshot::decode_header(bytes);
     let _ = snapshot::decode(bytes, SESSION);
     let _ = segment::verify(bytes, SESSION, |_, _| {});
@@ -156,7 +156,7 @@ proptest! {
     fn damaged_states_and_snapshots_never_panic(ops in ops(12), muts in mutations(), deflate in any::<bool>()) {
         let built = build(&ops);
         let state = built.engine.state();
-        decode_everything(&mutate(codec::encode(state), &muts));
+        decode_everything(&mutate(state.encode(), &muts));
         let compression = if deflate { Compression::Deflate } else { Compression::None };
         let snap = snapshot::encode(state, T0_MS, compression);
         let damaged = mutate(snap, &muts);

@@ -80,8 +80,8 @@ proptest! {
     fn snapshots_round_trip_in_both_compressions(ops in ops(24), at in any::<prop::sample::Index>(), created_ms in any::<u64>()) {
         let built = build(&ops);
         let state = at.get(&built.states);
-        let state_bytes = codec::encode(state);
-        prop_assert_eq!(codec::decode::<SessionState>(&state_bytes).unwrap(), state.clone());
+        let state_bytes = state.encode();
+        prop_assert_eq!(SessionState::decode(&state_bytes).unwrap(), state.clone());
         for compression in [Compression::None, Compression::Deflate] {
             let bytes = snapshot::encode(state, created_ms, compression);
             let snap = snapshot::decode(&bytes, SESSION).unwrap();

@@ -191,7 +191,7 @@ pub(super) fn verify(so: &SessionDO) -> Result<Response, ApiError> {
                 "redacted": report.redacted,
                 "not_erased": report.not_erased,
                 "snapshots_checked": report.snapshots_checked,
-                "state_matches_live": moltlog_core::codec::encode(&report.state) == moltlog_core::codec::encode(l.state()),
+                "state_matches_live": report.state.encode() == l.state().encode(),
             }))?),
         }
     })

@@ -83,6 +83,12 @@ impl Counters {
     }
 }
 
+/// The version byte of an encoded [`SessionState`] (`STATE_VERSION ‖ postcard(state)`), which
+/// snapshots hold. Bump it whenever the state's layout OR the reducer's result changes: a
+/// snapshot taken by another reducer must read as unreadable (and the log is replayed instead),
+/// never as a state that differs from the replay, which verifiers report as tampering.
+pub const STATE_VERSION: u8 = 1;
+
 /// Everything the log says about a session, as of `head`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
@@ -110,6 +116,16 @@ pub struct SessionState {
 }
 
 impl SessionState {
+    /// The state's stored form: `STATE_VERSION ‖ postcard(self)`.
+    pub fn encode(&self) -> Vec<u8> {
+        crate::codec::encode_as(STATE_VERSION, self)
+    }
+
+    /// Reads a stored state; a state of another `STATE_VERSION` is `UnknownVersion`.
+    pub fn decode(bytes: &[u8]) -> Result<SessionState, crate::codec::DecodeError> {
+        crate::codec::decode_as(STATE_VERSION, bytes)
+    }
+
     pub fn new(session_key: &str) -> SessionState {
         SessionState {
             session_key: session_key.to_owned(),

@@ -83,7 +83,7 @@ pub fn all() -> Files {
     }
 
     let state = &session.state;
-    files.insert("state.bin".into(), codec::encode(state));
+    files.insert("state.bin".into(), state.encode());
     files.insert("state.json".into(), pretty(&dto::state_json(state)));
     files.insert("snapshot.bin".into(), snapshot::encode(state, SNAPSHOT_CREATED_MS, Compression::None));
     files.insert(
