@@ -59,12 +59,17 @@ impl Limited {
         Limited { max_bytes, buf: Vec::with_capacity(reserve) }
     }
 
-    /// Adds the next chunk, or refuses it (keeping nothing more) when it passes the limit.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
-        let total = (self.buf.len() as u64).saturating_add(chunk.len() as u64);
-        if total > self.max_bytes {
+    /// Whether `len` more bytes would stay within the limit.
+    pub fn admit(&self, len: u64) -> Result<(), BodyError> {
+        if (self.buf.len() as u64).saturating_add(len) > self.max_bytes {
             return Err(BodyError::TooLarge { max_bytes: self.max_bytes });
         }
+        Ok(())
+    }
+
+    /// Adds the next chunk, or refuses it (keeping nothing more) when it passes the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        self.admit(chunk.len() as u64)?;
         self.buf.extend_from_slice(chunk);
         Ok(())
     }
@@ -80,19 +85,32 @@ impl From<BodyError> for super::ApiError {
     }
 }
 
-/// Reads `req`'s body, at most `max_bytes` of it (see the module doc).
+/// Reads `req`'s body, at most `max_bytes` of it (see the module doc). Past the limit the
+/// reader is released, not cancelled: the rest is left unread, and the 413 still reaches the
+/// client through any proxy that pipes the body (a cancelled pipe fails the whole exchange).
 #[cfg(target_arch = "wasm32")]
 pub async fn read(req: &mut worker::Request, max_bytes: u64) -> Result<Vec<u8>, super::ApiError> {
-    use futures::StreamExt;
+    use wasm_bindgen::JsCast;
     let declared = req.headers().get("content-length")?;
     let reserve = check_declared(declared.as_deref(), max_bytes)?;
-    if req.inner().body().is_none() {
-        return Ok(Vec::new());
-    }
+    let Some(stream) = req.inner().body() else { return Ok(Vec::new()) };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let js = |e: wasm_bindgen::JsValue| super::ApiError::new(400, "body_unreadable", format!("{e:?}"));
     let mut body = Limited::new(max_bytes, reserve);
-    let mut stream = req.stream()?;
-    while let Some(chunk) = stream.next().await {
-        body.push(&chunk?)?;
+    loop {
+        let next = wasm_bindgen_futures::JsFuture::from(reader.read()).await.map_err(js)?;
+        let done = js_sys::Reflect::get(&next, &"done".into()).map_err(js)?;
+        if done.as_bool().unwrap_or(true) {
+            break;
+        }
+        let chunk: js_sys::Uint8Array =
+            js_sys::Reflect::get(&next, &"value".into()).map_err(js)?.unchecked_into();
+        // Counted before it is copied: a chunk past the limit never enters Wasm memory.
+        if let Err(e) = body.admit(u64::from(chunk.length())) {
+            let _ = reader.release_lock();
+            return Err(e.into());
+        }
+        body.push(&chunk.to_vec())?;
     }
     Ok(body.finish())
 }
@@ -136,6 +154,8 @@ mod tests {
         b.push(b"67890").unwrap();
         assert_eq!(b.push(b"x"), Err(BodyError::TooLarge { max_bytes: 10 }));
         assert_eq!(b.finish(), b"1234567890");
+        assert_eq!(Limited::new(10, 0).admit(10), Ok(()));
+        assert!(Limited::new(10, 0).admit(u64::MAX).is_err());
         let mut one_big = Limited::new(10, 0);
         assert!(one_big.push(&[0u8; 11]).is_err());
         assert!(one_big.finish().is_empty());
