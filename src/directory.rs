@@ -76,7 +76,10 @@ impl DirectoryDO {
                 let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
                 let prefix = q("prefix").unwrap_or_default();
                 let after = q("after").unwrap_or_default();
-                let limit: u64 = q("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 1000);
+                let limit = match q("limit") {
+                    None => 100,
+                    Some(l) => crate::http::param::parse_u64("limit", &l, 1..=1000)?,
+                };
                 let rows = self
                     .sql()
                     .exec(

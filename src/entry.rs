@@ -46,7 +46,17 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
         }
         Route::GetBlob(hex) => get_blob(env, &hex).await,
         Route::Session(key, SessionRoute::PutBlob) => put_blob(req, env, key.as_str()).await,
-        Route::Session(key, _) => forward(req, env, key.as_str(), actor.map(|a| a.name())).await,
+        Route::Session(key, _) => {
+            // A declared body over the limit is refused here, before the object wakes for it.
+            if method != Method::Get {
+                let declared = req.headers().get("content-length")?;
+                crate::http::body::check_declared(
+                    declared.as_deref(),
+                    config_from_env(env).max_request_bytes,
+                )?;
+            }
+            forward(req, env, key.as_str(), actor.map(|a| a.name())).await
+        }
         Route::Cdp(key, _) => {
             forward_to(crate::browser::BROWSERS_BINDING, req, env, key.as_str(), None).await
         }
@@ -125,14 +135,7 @@ async fn put_blob(req: &mut Request, env: &Env, _key: &str) -> Result<Response, 
     let cfg = config_from_env(env);
     let content_type =
         req.headers().get("content-type")?.unwrap_or_else(|| "application/octet-stream".into());
-    let bytes = req.bytes().await?;
-    if bytes.len() as u64 > cfg.limits.max_blob_bytes {
-        return Err(ApiError::new(
-            413,
-            "payload_too_large",
-            format!("blob is {} bytes; at most {} are allowed", bytes.len(), cfg.limits.max_blob_bytes),
-        ));
-    }
+    let bytes = crate::http::body::read(req, cfg.limits.max_blob_bytes).await?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let len = bytes.len() as u64;
     let bucket = env.bucket(rt::BUCKET)?;

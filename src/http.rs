@@ -7,6 +7,11 @@ use serde_json::Value;
 
 use crate::api::route::RouteError;
 
+pub mod body;
+pub mod param;
+
+pub use param::ParamError;
+
 /// An error answered to the client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -44,6 +49,12 @@ impl std::fmt::Display for ApiError {
 impl From<DtoError> for ApiError {
     fn from(e: DtoError) -> Self {
         ApiError::new(400, e.code, e.to_string())
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        ApiError::new(400, e.code(), e.to_string())
     }
 }
 

@@ -117,7 +117,7 @@ fn inbound_messages_are_verified_deduplicated_and_wait_for_the_runtime() {
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_json")));
     let big = vec![b' '; (1 << 20) + 1];
     let r = w.post_raw("/bridge/telegram", &big, &[("x-telegram-bot-api-secret-token", b::TELEGRAM_SECRET)]);
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("request_too_large")));
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("body_too_large")));
 
     // No runtime is connected: both messages wait, and the pending query hands them over.
     let pending = w.get(&format!("/v1/sessions/{key}/inbound"));

@@ -106,7 +106,7 @@ fn inbound_webhooks_are_verified_deduplicated_and_stored() {
     assert_eq!(fetched.bytes, big.as_bytes());
     let huge = vec![b'1'; 300_001];
     let r = github(&w, &huge, Some("d-huge"), GH_SECRET);
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("request_too_large")));
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("body_too_large")));
 
     // Generic HMAC with a timestamp: the window, the secret, replays.
     let body = br#"{"status":"green"}"#;

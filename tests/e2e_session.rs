@@ -218,7 +218,7 @@ fn bad_input_gets_clear_errors_and_appends_nothing() {
     assert_error(&w.request("DELETE", &format!("/v1/sessions/{k}"), None), 405, "method_not_allowed");
     assert_error(&w.get(&format!("/v1/sessions/{k}/snapshot")), 405, "method_not_allowed");
     assert_error(&w.get("/v1/nothing-here"), 404, "not_found");
-    assert_error(&w.get(&format!("/v1/sessions/{k}/events?after=x")), 400, "bad_query");
+    assert_error(&w.get(&format!("/v1/sessions/{k}/events?after=x")), 400, "invalid_parameter");
     assert_error(&w.get(&format!("/v1/sessions/{k}/tail")), 426, "upgrade_required");
     assert!(w.all_events(&k).is_empty(), "nothing was appended");
 }

@@ -18,19 +18,10 @@ fn err(e: BridgeError) -> ApiError {
     ApiError::new(e.status(), e.code(), e.to_string())
 }
 
-/// The request body, refused early (by `Content-Length`) or late (by count) when over `max`.
+/// The request body, refused early (by `Content-Length`) or while streaming (by count) when
+/// over `max`: nothing past `max` is ever buffered.
 pub(crate) async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, ApiError> {
-    let too_large = |len| err(BridgeError::TooLarge { len, max });
-    if let Some(len) = req.headers().get("content-length")?.and_then(|l| l.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(too_large(len));
-    }
-    let body = req.bytes().await?;
-    if body.len() as u64 > max {
-        return Err(too_large(body.len() as u64));
-    }
-    Ok(body)
+    crate::http::body::read(req, max).await
 }
 
 /// Appends an event (the append API's JSON) to `key` as `actor` through the session's object.

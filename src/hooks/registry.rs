@@ -163,7 +163,7 @@ pub async fn public(req: &mut Request, env: &Env, route: Route) -> Result<Respon
         .map_err(|e| ApiError::internal(e.to_string()))?;
     match (route, req.method()) {
         (Route::Subscriptions, Method::Post) => {
-            let body = req.bytes().await?;
+            let body = crate::http::body::read(req, crate::http::body::MAX_SUBSCRIPTION_BODY_BYTES).await?;
             let fresh =
                 Fresh { id: rt::entropy(), secret: [rt::entropy(), rt::entropy()], now_ms: rt::now_ms() };
             let s = sub::parse_create(&body, true, cfg.allow_http, fresh).map_err(sub_err)?;

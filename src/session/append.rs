@@ -14,26 +14,16 @@ use crate::rt;
 const MAX_ATTEMPTS: u32 = 8;
 
 pub(super) async fn handle(so: &SessionDO, req: &mut Request, actor: Actor) -> Result<Response, ApiError> {
-    let max = so.cfg.max_request_bytes;
-    if let Some(len) = req.headers().get("content-length")?.and_then(|l| l.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(ApiError::new(
-            413,
-            "request_too_large",
-            format!("request body is {len} bytes; at most {max} are allowed"),
-        ));
-    }
-    let body = req.bytes().await?;
-    if body.len() as u64 > max {
-        return Err(ApiError::new(413, "request_too_large", format!("request body is over {max} bytes")));
-    }
+    let body = crate::http::body::read(req, so.cfg.max_request_bytes).await?;
     append_json(so, actor, &body).await
 }
 
 /// Appends a JSON append request body (one event or a batch) as `actor`, answering the outcome.
 pub(super) async fn append_json(so: &SessionDO, actor: Actor, body: &[u8]) -> Result<Response, ApiError> {
     let input = dto::parse_append(body)?;
+    if let Some(seq) = input.expected_seq {
+        crate::http::param::check_seq("expected_seq", seq)?;
+    }
     let request = AppendRequest {
         actor,
         events: input.events,

@@ -18,7 +18,7 @@ use super::deliver::sql_err;
 use super::read::record_json;
 use super::{SessionDO, append};
 use crate::bridge::DiscordInteraction;
-use crate::http::ApiError;
+use crate::http::{ApiError, param};
 use crate::rt;
 
 /// The Worker-to-object path of inbound appends. Outside `/v1`, so no client route reaches it:
@@ -49,7 +49,7 @@ pub(super) async fn internal(so: &SessionDO, req: &mut Request) -> Result<Respon
         // Stored before the message is appended: a reply can only follow the message.
         store::put_interaction(&so.state.storage().sql(), &i, rt::now_ms()).map_err(sql_err)?;
     }
-    let body = req.bytes().await?;
+    let body = crate::http::body::read(req, so.cfg.max_request_bytes).await?;
     append::append_json(so, actor, &body).await
 }
 
@@ -77,23 +77,11 @@ fn last_runtime_seq(so: &SessionDO, head: u64) -> Result<Option<u64>, ApiError> 
     Ok(None)
 }
 
-fn query(req: &Request, name: &str) -> Result<Option<u64>, ApiError> {
-    match req.url()?.query_pairs().find(|(k, _)| k == name) {
-        None => Ok(None),
-        Some((_, v)) => v.parse().map(Some).map_err(|_| {
-            ApiError::bad_request("bad_query", format!("{name} must be a non-negative integer, got {v:?}"))
-        }),
-    }
-}
-
 /// `GET /v1/sessions/{key}/inbound?after=SEQ&limit=N`: events the bridge and the webhooks
 /// appended after `after` (default: the runtime's newest append, within the last 50,000 events).
 pub(super) fn pending(so: &SessionDO, req: &Request) -> Result<Response, ApiError> {
-    let after = query(req, "after")?;
-    let limit = query(req, "limit")?.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("bad_query", "limit must be 1..=1000"));
-    }
+    let after = param::query_u64(req, "after", param::SEQ)?;
+    let limit = param::query_u64(req, "limit", 1..=1000)?.unwrap_or(100);
     let head = so.with_live(|l| Ok(l.engine.head().seq))?;
     let runtime_seq = last_runtime_seq(so, head)?;
     let after = after.unwrap_or_else(|| runtime_seq.unwrap_or(head.saturating_sub(RUNTIME_SCAN_MAX)));

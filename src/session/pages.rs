@@ -58,7 +58,7 @@ pub fn read(sql: &SqlStorage, from: u64, limit: u32) -> Result<Vec<StoredRecord>
         let pages = rows(
             sql,
             "SELECT first_seq, last_seq, records FROM event_pages WHERE last_seq >= ? ORDER BY first_seq LIMIT ?",
-            vec![int(expect), int(u64::from(PAGES_PER_QUERY))],
+            vec![int(expect)?, int(u64::from(PAGES_PER_QUERY))?],
         )?;
         let fetched = pages.len();
         for page in pages {
@@ -96,7 +96,7 @@ pub fn insert(sql: &SqlStorage, records: &[StoredRecord]) -> Result<(), SqlError
         exec(
             sql,
             "INSERT INTO event_pages (first_seq, last_seq, last_hash, records) VALUES (?, ?, ?, ?)",
-            vec![int(first.seq), int(last.seq), V::Blob(last.hash.to_vec()), V::Blob(bytes)],
+            vec![int(first.seq)?, int(last.seq)?, V::Blob(last.hash.to_vec()), V::Blob(bytes)],
         )?;
         start = end;
     }
@@ -108,7 +108,7 @@ pub fn erase(sql: &SqlStorage, seq: u64, skeleton: &[u8]) -> Result<(), SqlError
     let page = rows(
         sql,
         "SELECT first_seq, records FROM event_pages WHERE first_seq <= ? AND last_seq >= ?",
-        vec![int(seq), int(seq)],
+        vec![int(seq)?, int(seq)?],
     )?;
     let Some(row) = page.into_iter().next() else {
         return Err(SqlError(format!("no page holds seq {seq}")));
@@ -129,7 +129,7 @@ pub fn erase(sql: &SqlStorage, seq: u64, skeleton: &[u8]) -> Result<(), SqlError
         r.write_frame(&mut out);
     }
     let written =
-        exec(sql, "UPDATE event_pages SET records = ? WHERE first_seq = ?", vec![V::Blob(out), int(first)])?
+        exec(sql, "UPDATE event_pages SET records = ? WHERE first_seq = ?", vec![V::Blob(out), int(first)?])?
             .rows_written();
     if written != 1 {
         return Err(SqlError(format!("erasing seq {seq} rewrote {written} pages")));
@@ -146,7 +146,7 @@ pub fn headers_desc(sql: &SqlStorage, from: u64, limit: u32) -> Result<Vec<(u64,
         let page = rows(
             sql,
             "SELECT first_seq, records FROM event_pages WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1",
-            vec![int(before)],
+            vec![int(before)?],
         )?;
         let Some(row) = page.into_iter().next() else { break };
         let mut it = row.into_iter();
@@ -180,7 +180,7 @@ pub fn run(sql: &SqlStorage, first: u64, last: u64) -> Result<Run, SqlError> {
         let pages = rows(
             sql,
             "SELECT first_seq, records FROM event_pages WHERE last_seq >= ? AND first_seq <= ? ORDER BY first_seq LIMIT ?",
-            vec![int(expect), int(last), int(u64::from(PAGES_PER_QUERY))],
+            vec![int(expect)?, int(last)?, int(u64::from(PAGES_PER_QUERY))?],
         )?;
         if pages.is_empty() {
             return Err(SqlError(format!("no page holds seq {expect}")));

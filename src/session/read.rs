@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use worker::{Request, Response};
 
 use super::SessionDO;
-use crate::http::ApiError;
+use crate::http::{ApiError, param};
 use crate::rt;
 
 /// Media type of the binary event listing (a segment holding the requested records).
@@ -37,22 +37,9 @@ pub(super) fn record_json(rec: &StoredRecord) -> Result<Value, ApiError> {
     Ok(dto::event_json(&header, &rec.hash, &body, rec.redacted))
 }
 
-fn query_u64(req: &Request, name: &str, default: u64) -> Result<u64, ApiError> {
-    let url = req.url()?;
-    match url.query_pairs().find(|(k, _)| k == name) {
-        None => Ok(default),
-        Some((_, v)) => v.parse().map_err(|_| {
-            ApiError::bad_request("bad_query", format!("{name} must be a non-negative integer, got {v:?}"))
-        }),
-    }
-}
-
 pub(super) fn events(so: &SessionDO, req: &Request) -> Result<Response, ApiError> {
-    let after = query_u64(req, "after", 0)?;
-    let limit = query_u64(req, "limit", u64::from(DEFAULT_LIMIT))?;
-    if limit == 0 || limit > u64::from(MAX_LIMIT) {
-        return Err(ApiError::bad_request("bad_query", format!("limit must be 1..={MAX_LIMIT}")));
-    }
+    let after = param::query_u64(req, "after", param::SEQ)?.unwrap_or(0);
+    let limit = param::query_u64(req, "limit", 1..=u64::from(MAX_LIMIT))?.unwrap_or(u64::from(DEFAULT_LIMIT));
     let wants_segment = req.headers().get("accept")?.is_some_and(|a| a.contains(SEGMENT_MEDIA_TYPE));
     so.with_live(|l| {
         let head = l.engine.head();

@@ -35,8 +35,10 @@ pub struct SqlStore {
     sql: SqlStorage,
 }
 
-pub(super) fn int(v: u64) -> V {
-    V::Integer(i64::try_from(v).expect("seq fits in i64"))
+/// A u64 as an SQL integer; a value past the column's range (only a client could name one) is
+/// an error, never a panic or a wrap.
+pub(super) fn int(v: u64) -> Result<V, SqlError> {
+    i64::try_from(v).map(V::Integer).map_err(|_| SqlError(format!("{v} does not fit an SQLite integer")))
 }
 
 pub(super) fn as_u64(v: &V) -> Result<u64, SqlError> {
@@ -166,7 +168,7 @@ impl SqlStore {
             "INSERT INTO segments (first_seq, last_seq, generation, r2_key, bytes, stale) VALUES (?, ?, ?, ?, ?, 0)
              ON CONFLICT(first_seq) DO UPDATE SET last_seq = excluded.last_seq, generation = excluded.generation,
              r2_key = excluded.r2_key, bytes = excluded.bytes, stale = 0",
-            vec![int(first), int(last), int(u64::from(generation)), V::String(key.into()), int(bytes)],
+            vec![int(first)?, int(last)?, int(u64::from(generation))?, V::String(key.into()), int(bytes)?],
         )?;
         Ok(())
     }
@@ -204,10 +206,10 @@ impl SqlStore {
         r2_snapshot_seq: Option<u64>,
     ) -> Result<(), SqlError> {
         if let Some(first) = segment_first_seq {
-            exec(&self.sql, "UPDATE segments SET stale = 1 WHERE first_seq = ?", vec![int(first)])?;
+            exec(&self.sql, "UPDATE segments SET stale = 1 WHERE first_seq = ?", vec![int(first)?])?;
         }
         if let Some(seq) = r2_snapshot_seq {
-            exec(&self.sql, "UPDATE r2_snapshots SET stale = 1 WHERE seq = ?", vec![int(seq)])?;
+            exec(&self.sql, "UPDATE r2_snapshots SET stale = 1 WHERE seq = ?", vec![int(seq)?])?;
         }
         Ok(())
     }
@@ -232,7 +234,7 @@ impl SqlStore {
             &self.sql,
             "INSERT INTO r2_snapshots (seq, r2_key, bytes, stale) VALUES (?, ?, ?, 0)
              ON CONFLICT(seq) DO UPDATE SET r2_key = excluded.r2_key, bytes = excluded.bytes, stale = 0",
-            vec![int(seq), V::String(key.into()), int(bytes)],
+            vec![int(seq)?, V::String(key.into()), int(bytes)?],
         )?;
         Ok(())
     }
@@ -249,7 +251,7 @@ impl SqlStore {
     }
 
     pub fn delete_r2_snapshot_row(&self, seq: u64) -> Result<(), SqlError> {
-        exec(&self.sql, "DELETE FROM r2_snapshots WHERE seq = ?", vec![int(seq)])?;
+        exec(&self.sql, "DELETE FROM r2_snapshots WHERE seq = ?", vec![int(seq)?])?;
         Ok(())
     }
 
@@ -330,26 +332,43 @@ impl LogStore for SqlStore {
             }
             // Multi-row inserts: far fewer crossings into the runtime than one statement a row.
             super::pages::insert(&sql, &batch.records).map_err(err)?;
+            let keys = batch
+                .keys
+                .iter()
+                .map(|(key, e)| {
+                    Ok(vec![
+                        V::String(key.clone()),
+                        int(e.first_seq)?,
+                        int(e.last_seq)?,
+                        V::Blob(e.last_hash.to_vec()),
+                        V::Blob(e.fingerprint.to_vec()),
+                    ])
+                })
+                .collect::<Result<Vec<_>, SqlError>>()
+                .map_err(err)?;
             insert_rows(
                 &sql,
                 "INSERT INTO idem (key, first_seq, last_seq, last_hash, fingerprint) VALUES",
-                batch.keys.iter().map(|(key, e)| {
-                    vec![
-                        V::String(key.clone()),
-                        int(e.first_seq),
-                        int(e.last_seq),
-                        V::Blob(e.last_hash.to_vec()),
-                        V::Blob(e.fingerprint.to_vec()),
-                    ]
-                }),
+                keys.into_iter(),
             )
             .map_err(err)?;
+            let blob_refs = batch
+                .blob_refs
+                .iter()
+                .map(|(seq, b)| {
+                    Ok(vec![
+                        V::Blob(b.sha256.to_vec()),
+                        int(*seq)?,
+                        int(b.len)?,
+                        V::String(b.content_type.clone()),
+                    ])
+                })
+                .collect::<Result<Vec<_>, SqlError>>()
+                .map_err(err)?;
             insert_rows(
                 &sql,
                 "INSERT OR IGNORE INTO blob_refs (sha256, seq, len, content_type) VALUES",
-                batch.blob_refs.iter().map(|(seq, b)| {
-                    vec![V::Blob(b.sha256.to_vec()), int(*seq), int(b.len), V::String(b.content_type.clone())]
-                }),
+                blob_refs.into_iter(),
             )
             .map_err(err)?;
             for e in &batch.erasures {
@@ -359,19 +378,19 @@ impl LogStore for SqlStore {
                 exec(
                     &sql,
                     "DELETE FROM snapshot_parts WHERE seq >= ? AND seq <= ?",
-                    vec![int(e.seq), int(head_seq)],
+                    vec![int(e.seq).map_err(err)?, int(head_seq).map_err(err)?],
                 )
                 .map_err(err)?;
                 exec(
                     &sql,
                     "UPDATE segments SET stale = 1 WHERE first_seq <= ? AND last_seq >= ?",
-                    vec![int(e.seq), int(e.seq)],
+                    vec![int(e.seq).map_err(err)?, int(e.seq).map_err(err)?],
                 )
                 .map_err(err)?;
                 exec(
                     &sql,
                     "UPDATE r2_snapshots SET stale = 1 WHERE seq >= ? AND seq <= ?",
-                    vec![int(e.seq), int(head_seq)],
+                    vec![int(e.seq).map_err(err)?, int(head_seq).map_err(err)?],
                 )
                 .map_err(err)?;
             }
@@ -409,12 +428,13 @@ impl LogStore for SqlStore {
         let sql = self.sql.clone();
         let bytes = bytes.to_vec();
         transaction_sync(&self.raw, move || {
-            exec(&sql, "DELETE FROM snapshot_parts WHERE seq = ?", vec![int(seq)]).map_err(|e| e.0)?;
+            exec(&sql, "DELETE FROM snapshot_parts WHERE seq = ?", vec![int(seq).map_err(|e| e.0)?])
+                .map_err(|e| e.0)?;
             for (i, part) in bytes.chunks(SNAPSHOT_PART_BYTES).enumerate() {
                 exec(
                     &sql,
                     "INSERT INTO snapshot_parts (seq, part, bytes) VALUES (?, ?, ?)",
-                    vec![int(seq), int(i as u64), V::Blob(part.to_vec())],
+                    vec![int(seq).map_err(|e| e.0)?, int(i as u64).map_err(|e| e.0)?, V::Blob(part.to_vec())],
                 )
                 .map_err(|e| e.0)?;
             }
@@ -427,7 +447,7 @@ impl LogStore for SqlStore {
         let Some(&seq) = self.snapshot_seqs()?.last() else { return Ok(None) };
         let mut bytes = Vec::new();
         for row in
-            rows(&self.sql, "SELECT bytes FROM snapshot_parts WHERE seq = ? ORDER BY part", vec![int(seq)])?
+            rows(&self.sql, "SELECT bytes FROM snapshot_parts WHERE seq = ? ORDER BY part", vec![int(seq)?])?
         {
             bytes.extend(as_bytes(row.into_iter().next().unwrap_or(V::Null))?);
         }
@@ -442,7 +462,7 @@ impl LogStore for SqlStore {
     }
 
     fn prune_snapshots_before(&mut self, seq: u64) -> Result<(), SqlError> {
-        exec(&self.sql, "DELETE FROM snapshot_parts WHERE seq < ?", vec![int(seq)])?;
+        exec(&self.sql, "DELETE FROM snapshot_parts WHERE seq < ?", vec![int(seq)?])?;
         Ok(())
     }
 }

@@ -330,15 +330,6 @@ fn with_cursor(so: &SessionDO, s: &Subscription, with_secret: bool) -> Result<Va
     Ok(v)
 }
 
-fn query_u64(req: &Request, name: &str, default: u64) -> Result<u64, ApiError> {
-    match req.url()?.query_pairs().find(|(k, _)| k == name) {
-        None => Ok(default),
-        Some((_, v)) => v.parse().map_err(|_| {
-            ApiError::bad_request("bad_query", format!("{name} must be a non-negative integer"))
-        }),
-    }
-}
-
 pub(super) async fn handle(so: &SessionDO, req: &mut Request, r: SessionRoute) -> Result<Response, ApiError> {
     let post = req.method() == worker::Method::Post;
     let delete = req.method() == worker::Method::Delete;
@@ -348,7 +339,7 @@ pub(super) async fn handle(so: &SessionDO, req: &mut Request, r: SessionRoute) -
     }
     match (r, id) {
         (SessionRoute::Subscriptions, _) if post => {
-            let body = req.bytes().await?;
+            let body = crate::http::body::read(req, crate::http::body::MAX_SUBSCRIPTION_BODY_BYTES).await?;
             let fresh =
                 Fresh { id: rt::entropy(), secret: [rt::entropy(), rt::entropy()], now_ms: rt::now_ms() };
             let s =
@@ -386,7 +377,7 @@ pub(super) async fn handle(so: &SessionDO, req: &mut Request, r: SessionRoute) -
             Ok(rt::json(200, &v)?)
         }
         (SessionRoute::SubscriptionDeliveries, Some(id)) => {
-            let limit = query_u64(req, "limit", 50)?.clamp(1, 200);
+            let limit = crate::http::param::query_u64(req, "limit", 1..=200)?.unwrap_or(50);
             let v = so.with_live(|l| {
                 let s = find(so, l, &id)?;
                 let sql = so.state.storage().sql();

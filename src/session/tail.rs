@@ -76,6 +76,8 @@ pub(super) fn broadcast(so: &SessionDO, first_seq: u64, messages: &[String]) {
 }
 
 pub(super) fn accept(so: &SessionDO, req: &Request) -> Result<Response, ApiError> {
+    // Parameters first: a bad seq is a 400 whether or not the client asked for a socket.
+    let after = crate::http::param::query_u64(req, "after", crate::http::param::SEQ)?.unwrap_or(0);
     let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(ApiError::new(
@@ -84,13 +86,6 @@ pub(super) fn accept(so: &SessionDO, req: &Request) -> Result<Response, ApiError
             "the tail is a WebSocket: send Upgrade: websocket",
         ));
     }
-    let url = req.url()?;
-    let after = match url.query_pairs().find(|(k, _)| k == "after") {
-        None => 0,
-        Some((_, v)) => {
-            v.parse::<u64>().map_err(|_| ApiError::bad_request("bad_query", "after must be a seq"))?
-        }
-    };
     let head = so.with_live(|l| Ok(l.engine.head().seq))?;
     let pair = WebSocketPair::new()?;
     so.state.accept_web_socket(&pair.server);

@@ -70,6 +70,9 @@ pub struct Options {
     /// these credentials (access key id, secret): the generated test config gets
     /// `local_dev = { experimental_s3_credentials = … }` on its `r2_buckets` entry.
     pub s3_credentials: Option<(String, String)>,
+    /// Turn off `wrangler dev`'s middleware that reads every request body to its end before the
+    /// answer goes out (production has none): the body-limit tests need the early 413.
+    pub undrained_bodies: bool,
 }
 
 /// A running Worker on workerd.
@@ -177,6 +180,10 @@ impl Worker {
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
             .env("CI", "true")
+            .env(
+                "WRANGLER_DISABLE_REQUEST_BODY_DRAINING",
+                if self.opts.undrained_bodies { "true" } else { "" },
+            )
             .current_dir(self.config.parent().unwrap())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
