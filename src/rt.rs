@@ -30,7 +30,9 @@ pub fn entropy() -> u128 {
     u128::from_le_bytes(bytes)
 }
 
-pub fn json(status: u16, body: &Value) -> worker::Result<Response> {
+/// A JSON answer. Any `Serialize` body: documents holding stored JSON (`dto::Json`) are written
+/// straight out, never through a `Value`.
+pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> worker::Result<Response> {
     let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;

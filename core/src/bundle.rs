@@ -4,7 +4,9 @@
 //! tag 1 manifest (`codec::encode(Manifest)`, first), 2 snapshot (snapshot file bytes), 3 segment
 //! (segment file bytes, in seq order; the unarchived tail comes as a last segment), 4 blob
 //! (`sha256[32] ‖ content`), and tag 0 ends the bundle with `sha256[32]` of every byte before
-//! the end section's tag, so truncation is detected.
+//! the end section's tag, so truncation is detected. A writer that cannot complete (a blob gone
+//! from R2 mid-stream) sends tag 5, the failure trailer (`u64 LE len ‖ UTF-8 message`), instead
+//! of the end: the stream then stops, and readers report the message.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,6 +23,8 @@ pub enum Tag {
     Snapshot = 2,
     Segment = 3,
     Blob = 4,
+    /// The export failed after it started streaming: the last section, in place of the end.
+    Failed = 5,
 }
 
 impl Tag {
@@ -31,6 +35,7 @@ impl Tag {
             2 => Tag::Snapshot,
             3 => Tag::Segment,
             4 => Tag::Blob,
+            5 => Tag::Failed,
             _ => return None,
         })
     }
@@ -103,6 +108,16 @@ impl Writer {
         out
     }
 
+    /// The failure trailer, sent in place of the end section when the export cannot complete:
+    /// nothing follows it, so no reader takes what came before for a whole bundle. Consumes the
+    /// writer.
+    pub fn fail(self, message: &str) -> Vec<u8> {
+        let mut out = vec![Tag::Failed as u8];
+        out.extend_from_slice(&(message.len() as u64).to_le_bytes());
+        out.extend_from_slice(message.as_bytes());
+        out
+    }
+
     /// The end section. Consumes the writer.
     pub fn finish(self) -> Vec<u8> {
         let digest: Hash = self.hasher.finalize().into();
@@ -133,6 +148,8 @@ pub enum BundleError {
     Checksum,
     #[error("the first section must be the manifest")]
     NoManifest,
+    #[error("the export failed on the server before it was complete: {0}")]
+    Failed(String),
 }
 
 /// Reads a whole bundle held in memory: its sections in order, after checking the end checksum.
@@ -148,6 +165,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Section<'_>>, BundleError> {
     loop {
         let Some(&tag) = bytes.get(pos) else { return Err(BundleError::NoEnd) };
         let tag = Tag::from_u8(tag).ok_or(BundleError::UnknownTag(tag))?;
+        if tag == Tag::Failed {
+            return Err(BundleError::Failed(failure_message(&bytes[pos + 1..])));
+        }
         if tag == Tag::End {
             let digest = bytes.get(pos + 1..pos + 33).ok_or(BundleError::NoEnd)?;
             if crate::chain::sha256(&bytes[..pos]).as_slice() != digest {
@@ -176,13 +196,22 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Section<'_>>, BundleError> {
                 let (sha, rest) = content.split_at(32);
                 Section::Blob { sha256: sha.try_into().expect("32 bytes"), content: rest }
             }
-            Tag::End => unreachable!("handled above"),
+            Tag::End | Tag::Failed => unreachable!("handled above"),
         });
     }
     if !matches!(sections.first(), Some(Section::Manifest(_))) {
         return Err(BundleError::NoManifest);
     }
     Ok(sections)
+}
+
+/// The message of a failure trailer (`rest` follows its tag), as far as it arrived.
+fn failure_message(rest: &[u8]) -> String {
+    let Some(len_bytes) = rest.get(..8) else { return "(message cut off)".into() };
+    let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
+    let text = &rest[8..];
+    let text = usize::try_from(len).ok().and_then(|l| text.get(..l)).unwrap_or(text);
+    String::from_utf8_lossy(text).into_owned()
 }
 
 #[cfg(test)]
@@ -215,5 +244,29 @@ mod tests {
         let mut bad = out.clone();
         bad[20] ^= 1;
         assert!(read(&bad).is_err());
+    }
+
+    #[test]
+    fn a_failure_trailer_is_an_error_that_names_the_cause() {
+        let m = Manifest {
+            session_key: "k".into(),
+            head_seq: 1,
+            head_hash: [1; 32],
+            archived_seq: 0,
+            created_ms: 9,
+        };
+        let mut w = Writer::new();
+        let mut out = w.start();
+        out.extend(w.manifest(&m));
+        out.extend(w.section(Tag::Segment, b"seg".to_vec()));
+        out.extend(w.fail("blobs/sha256/ab is missing from R2"));
+        let err = read(&out).unwrap_err();
+        assert_eq!(err, BundleError::Failed("blobs/sha256/ab is missing from R2".into()));
+        assert!(err.to_string().contains("blobs/sha256/ab is missing from R2"), "{err}");
+        // Whatever part of the trailer arrived, it is still a failure, never a complete bundle.
+        let trailer_at = out.len() - 8 - "blobs/sha256/ab is missing from R2".len() - 1;
+        for cut in trailer_at + 1..out.len() {
+            assert!(matches!(read(&out[..cut]), Err(BundleError::Failed(_))), "cut at {cut}");
+        }
     }
 }

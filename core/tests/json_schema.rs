@@ -140,10 +140,10 @@ fn rendered(input: AppendInput) -> Vec<Value> {
         };
         let (header, rec) = record::seal(&prev, env, &e.body);
         prev = rec.hash;
-        out.push(dto::event_json(&header, &rec.hash, &e.body, false));
+        out.push(dto::event_json(&header, &rec.hash, &e.body, false).to_value_lossy().unwrap());
         let skeleton: EventBody = e.body.skeleton();
         if e.body.has_content() {
-            out.push(dto::event_json(&header, &rec.hash, &skeleton, true));
+            out.push(dto::event_json(&header, &rec.hash, &skeleton, true).to_value_lossy().unwrap());
         }
     }
     out

@@ -88,8 +88,8 @@ mod tests {
         let ours = t.items(engine.state()).unwrap();
         let theirs = restore::transcript(engine.state(), &store).unwrap();
         assert_eq!(
-            restore::bundle_json(engine.state(), &ours),
-            restore::bundle_json(engine.state(), &theirs)
+            restore::bundle_json(engine.state(), &ours).to_string(),
+            restore::bundle_json(engine.state(), &theirs).to_string()
         );
     }
 }

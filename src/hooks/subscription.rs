@@ -24,6 +24,7 @@
 //! After `WEBHOOK_MAX_ATTEMPTS` failures in a row the subscription pauses for that session
 //! (`dead_lettered`, visible with its delivery log) until it is resumed; nothing is skipped.
 
+use moltlog_core::dto::Json;
 use moltlog_core::event::EventKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -212,20 +213,21 @@ pub fn delivery_call(
     sub: &Subscription,
     session_key: &str,
     (first, last): (u64, u64),
-    events: Vec<Value>,
+    events: Vec<Json>,
     now_s: u64,
 ) -> HttpCall {
     let id = delivery_id(&sub.id, session_key, first, last);
-    let body = json!({
+    // Events embed their stored JSON payloads as they are: built as `Json`, never as a `Value`.
+    let mut body = Json::from(json!({
         "delivery_id": id,
         "subscription_id": sub.id,
         "session_key": session_key,
         "first_seq": first,
         "last_seq": last,
-        "events": events,
-    })
-    .to_string()
-    .into_bytes();
+        "events": null,
+    }));
+    body.set("events", Json::Array(events));
+    let body = body.to_string().into_bytes();
     let sig = signature::sign(sub.secret.as_bytes(), now_s, &body);
     HttpCall {
         method: "POST",
@@ -347,7 +349,13 @@ mod tests {
     fn deliveries_are_signed_and_stable() {
         let s =
             parse_create(br#"{"url":"https://x/h","secret":"0123456789abcdef"}"#, false, false, F).unwrap();
-        let call = delivery_call(&s, "agent:a", (3, 5), vec![json!({"seq": 3}), json!({"seq": 5})], 1000);
+        let call = delivery_call(
+            &s,
+            "agent:a",
+            (3, 5),
+            vec![json!({"seq": 3}).into(), json!({"seq": 5}).into()],
+            1000,
+        );
         let body = call.body.clone().unwrap();
         let h = |n: &str| call.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(
@@ -359,6 +367,17 @@ mod tests {
         assert_eq!(h("moltlog-delivery"), delivery_id(&s.id, "agent:a", 3, 5));
         assert_ne!(delivery_id(&s.id, "agent:a", 3, 5), delivery_id(&s.id, "agent:b", 3, 5));
         assert_ne!(delivery_id(&s.id, "agent:a", 3, 5), delivery_id(&s.id, "agent:a", 3, 6));
+    }
+
+    #[test]
+    fn deliveries_carry_stored_json_byte_for_byte() {
+        let s =
+            parse_create(br#"{"url":"https://x/h","secret":"0123456789abcdef"}"#, false, false, F).unwrap();
+        let payload = r#"{"id":123456789012345678901234567890,"n":1e400,"s":"\ud800"}"#;
+        let event = Json::object([("seq", Json::from(json!(3))), ("payload", Json::stored(payload))]);
+        let call = delivery_call(&s, "agent:a", (3, 3), vec![event], 1000);
+        let body = String::from_utf8(call.body.unwrap()).unwrap();
+        assert!(body.contains(&format!(r#""events":[{{"seq":3,"payload":{payload}}}]"#)), "{body}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `POST /v1/sessions/{key}/events`: plan, store blobs, commit, then tell the tail and the alarm.
+//! `POST /v1/sessions/{key}/events`: plan, check referenced blobs, store blobs, commit, then tell
+//! the tail and the alarm.
 
 use moltlog_core::dto;
 use moltlog_core::engine::{AppendRequest, Now, Planned, blob_object_key};
-use moltlog_core::event::Actor;
+use moltlog_core::event::{Actor, blob_check};
 use moltlog_core::store::CommitError;
 use worker::{Request, Response};
 
@@ -39,6 +40,7 @@ pub(super) async fn append(
     so: &SessionDO,
     request: AppendRequest,
 ) -> Result<(u16, moltlog_core::AppendOutcome), ApiError> {
+    let mut refs_checked = false;
     for _ in 0..MAX_ATTEMPTS {
         let now = Now { now_ms: rt::now_ms(), entropy: rt::entropy() };
         let planned = so.with_live(|l| Ok(l.engine.plan(&l.store, request.clone(), now)?))?;
@@ -46,6 +48,10 @@ pub(super) async fn append(
             Planned::Duplicate(outcome) => return Ok((200, outcome)),
             Planned::Append(plan) => plan,
         };
+        if !refs_checked {
+            check_blob_refs(so, &request, &plan).await?;
+            refs_checked = true;
+        }
         if !plan.blobs.is_empty() {
             // Blobs first: an event is never committed before the content it references.
             let bucket = so.env.bucket(rt::BUCKET)?;
@@ -80,4 +86,27 @@ pub(super) async fn append(
         return Ok((201, outcome));
     }
     Err(ApiError::new(503, "busy", "the session kept changing while this append stored its blobs; retry"))
+}
+
+/// Every blob the request's events reference (attachments, screenshots) must be in R2 with the
+/// length the reference gives: 422 otherwise, before anything is stored. Blobs this plan uploads
+/// itself are not looked up.
+async fn check_blob_refs(
+    so: &SessionDO,
+    request: &AppendRequest,
+    plan: &moltlog_core::engine::AppendPlan,
+) -> Result<(), ApiError> {
+    let refs = blob_check::distinct_refs(request.events.iter().map(|e| &e.body));
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let bucket = so.env.bucket(rt::BUCKET)?;
+    for r in refs {
+        if plan.blobs.iter().any(|b| b.sha256 == r.sha256 && b.bytes.len() as u64 == r.len) {
+            continue;
+        }
+        let stored = bucket.head(blob_object_key(&r.sha256)).await?.map(|o| o.size());
+        blob_check::check(r, stored).map_err(|e| ApiError::new(422, e.code(), e.to_string()))?;
+    }
+    Ok(())
 }

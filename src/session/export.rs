@@ -1,6 +1,10 @@
 //! `GET /v1/sessions/{key}/export`: the verifiable audit bundle (core::bundle) as one streamed
 //! download: R2 snapshots, archived segments, the unarchived tail as a last segment, and with
 //! `?blobs=1` the blobs the log references.
+//!
+//! The answer is 200 before the R2 copies are read, so a part that cannot be read mid-stream
+//! (an object missing or of the wrong size) cannot change the status: the stream then ends with
+//! the bundle's failure trailer naming the object, never with a clean end or a silent cut.
 
 use std::collections::VecDeque;
 
@@ -10,7 +14,7 @@ use moltlog_core::chain::Hash;
 use moltlog_core::engine::blob_object_key;
 use moltlog_core::segment;
 use moltlog_core::store::{LogStore, read_one};
-use worker::{Bucket, Headers, Request, Response};
+use worker::{Bucket, Headers, Request, Response, console_error};
 
 use super::SessionDO;
 use crate::http::ApiError;
@@ -91,16 +95,26 @@ pub(super) async fn handle(so: &SessionDO, req: &Request) -> Result<Response, Ap
     opening.extend(writer.manifest(&manifest));
     parts.push_front(Part::Raw(opening));
     let bucket = so.env.bucket(rt::BUCKET)?;
-    let body = stream::unfold((parts, Some(writer), bucket), |(mut parts, mut writer, bucket)| async move {
-        let w = writer.as_mut()?; // None: the end section was sent
-        let chunk = match parts.pop_front() {
-            None => Ok(writer.take().expect("present").finish()),
-            Some(Part::Raw(b)) => Ok(b),
-            Some(Part::Segment(b)) => Ok(w.section(Tag::Segment, b)),
-            Some(Part::Object { tag, key, size }) => object_section(w, &bucket, tag, &key, size).await,
-            Some(Part::Blob { sha256, size }) => blob_section(w, &bucket, &sha256, size).await,
-        };
-        Some((chunk, (parts, writer, bucket)))
+    let session_key = manifest.session_key.clone();
+    let body = stream::unfold((parts, Some(writer), bucket), move |(mut parts, mut writer, bucket)| {
+        let session_key = session_key.clone();
+        async move {
+            let w = writer.as_mut()?; // None: the end section or the failure trailer was sent
+            let chunk = match parts.pop_front() {
+                None => Ok(writer.take().expect("present").finish()),
+                Some(Part::Raw(b)) => Ok(b),
+                Some(Part::Segment(b)) => Ok(w.section(Tag::Segment, b)),
+                Some(Part::Object { tag, key, size }) => object_section(w, &bucket, tag, &key, size).await,
+                Some(Part::Blob { sha256, size }) => blob_section(w, &bucket, &sha256, size).await,
+            };
+            // Each part is built whole before it is sent, so a failure falls between sections.
+            let chunk = chunk.or_else(|e| {
+                let message = e.to_string();
+                console_error!("export of {session_key} failed: {message}");
+                Ok::<_, worker::Error>(writer.take().expect("present").fail(&message))
+            });
+            Some((chunk, (parts, writer, bucket)))
+        }
     });
     let headers = Headers::new();
     headers.set("content-type", BUNDLE_MEDIA_TYPE)?;
@@ -137,11 +151,15 @@ async fn object_section(
 
 async fn blob_section(w: &mut Writer, bucket: &Bucket, sha256: &Hash, size: u64) -> worker::Result<Vec<u8>> {
     let key = blob_object_key(sha256);
+    let hex = moltlog_core::chain::to_hex(sha256);
     let bytes = rt::get_bytes(bucket, &key)
         .await?
-        .ok_or_else(|| worker::Error::RustError(format!("{key} is missing from R2")))?;
+        .ok_or_else(|| worker::Error::RustError(format!("blob {hex} ({key}) is missing from R2")))?;
     if bytes.len() as u64 != size {
-        return Err(worker::Error::RustError(format!("{key} is {} bytes, expected {size}", bytes.len())));
+        return Err(worker::Error::RustError(format!(
+            "blob {hex} ({key}) is {} bytes in R2, the log says {size}",
+            bytes.len()
+        )));
     }
     let mut out = w.blob_header(sha256, size);
     out.extend(w.content(bytes));

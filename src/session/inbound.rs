@@ -104,15 +104,14 @@ pub(super) fn pending(so: &SessionDO, req: &Request) -> Result<Response, ApiErro
             next = end + 1;
         }
         let more = events.len() as u64 == limit && next_after.is_some_and(|s| s < head);
-        Ok(rt::json(
-            200,
-            &json!({
-                "events": events,
-                "after": after,
-                "runtime_seq": runtime_seq,
-                "head_seq": head,
-                "next_after": if more { next_after } else { None },
-            }),
-        )?)
+        let mut page = moltlog_core::dto::Json::from(json!({
+            "events": null,
+            "after": after,
+            "runtime_seq": runtime_seq,
+            "head_seq": head,
+            "next_after": if more { next_after } else { None },
+        }));
+        page.set("events", moltlog_core::dto::Json::Array(events));
+        Ok(rt::json(200, &page)?)
     })
 }

@@ -27,8 +27,8 @@ fn sql(e: super::sql_store::SqlError) -> ApiError {
     ApiError::new(500, "storage_error", e.to_string())
 }
 
-/// An event as JSON, decoded from its stored record.
-pub(super) fn record_json(rec: &StoredRecord) -> Result<Value, ApiError> {
+/// An event as JSON, decoded from its stored record (its JSON payloads as stored).
+pub(super) fn record_json(rec: &StoredRecord) -> Result<dto::Json, ApiError> {
     let corrupt = |e: moltlog_core::codec::DecodeError| {
         ApiError::new(500, "corrupt_log", format!("seq {}: {e}", rec.seq))
     };
@@ -60,14 +60,12 @@ pub(super) fn events(so: &SessionDO, req: &Request) -> Result<Response, ApiError
         }
         let events = records.iter().map(record_json).collect::<Result<Vec<_>, _>>()?;
         let next_after = records.last().map(|r| r.seq);
-        Ok(rt::json(
-            200,
-            &json!({
-                "events": events,
-                "head_seq": head.seq,
-                "next_after": next_after,
-            }),
-        )?)
+        let page = dto::Json::object([
+            ("events", dto::Json::Array(events)),
+            ("head_seq", json!(head.seq).into()),
+            ("next_after", json!(next_after).into()),
+        ]);
+        Ok(rt::json(200, &page)?)
     })
 }
 
@@ -94,7 +92,7 @@ pub(super) fn info(so: &SessionDO) -> Result<Response, ApiError> {
             "first_ts_ms": s.first_ts_ms,
             "last_ts_ms": s.last_ts_ms,
             "events": s.head.seq,
-            "counters": dto::state_json(s)["counters"].clone(),
+            "counters": dto::state_json(s).get("counters").and_then(|c| c.to_value_lossy().ok()),
             "archive": {
                 "archived_seq": l.work.archived_seq,
                 "segments": segments.len(),
@@ -129,7 +127,7 @@ pub(super) fn restore(so: &SessionDO, req: &Request) -> Result<Response, ApiErro
         let items = restore::transcript(l.state(), &l.store)
             .map_err(|e| ApiError::new(500, "corrupt_log", e.to_string()))?;
         let body = match format.as_deref() {
-            Some("openclaw") => openclaw::render(l.state(), &items).to_json(),
+            Some("openclaw") => openclaw::render(l.state(), &items).to_json().into(),
             _ => restore::bundle_json(l.state(), &items),
         };
         Ok(rt::json(200, &body)?)

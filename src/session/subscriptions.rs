@@ -200,7 +200,11 @@ fn plan_batch(
     })
 }
 
-fn render(l: &Live, s: &Subscription, (first, last): (u64, u64)) -> Result<Vec<Value>, ApiError> {
+fn render(
+    l: &Live,
+    s: &Subscription,
+    (first, last): (u64, u64),
+) -> Result<Vec<moltlog_core::dto::Json>, ApiError> {
     let mut out = Vec::new();
     let mut next = first;
     while next <= last {

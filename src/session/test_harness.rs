@@ -44,6 +44,20 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
             so.state.storage().delete_alarm().await?;
             Ok(rt::json(200, &json!({"wiped": key.as_str()}))?)
         }
+        // The R2 copies of every blob the log references deleted (a dangling reference, for the
+        // export's failure trailer).
+        "delete-blobs" => {
+            let refs =
+                so.with_live(|l| l.store.blob_refs().map_err(|e| ApiError::internal(e.to_string())))?;
+            let bucket = so.env.bucket(rt::BUCKET)?;
+            let mut deleted = Vec::new();
+            for (sha256, _, _) in refs {
+                let key = moltlog_core::engine::blob_object_key(&sha256);
+                bucket.delete(key.clone()).await?;
+                deleted.push(key);
+            }
+            Ok(rt::json(200, &json!({"deleted": deleted}))?)
+        }
         // Raw SHA-256 speed inside the isolate (20 MiB).
         "bench-sha" => {
             let buf = vec![7u8; 1 << 20];

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::DtoError;
+use super::json::MAX_JSON_DEPTH;
 use crate::chain;
 use crate::engine::NewEvent;
 use crate::event::{
@@ -59,10 +60,22 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| DtoError::new("missing_field", self.at(name), format!("required: {what}")))
     }
 
-    /// A field holding any JSON value, kept as the client's text.
+    /// A field holding any JSON value, kept as the client's text (at most `MAX_JSON_DEPTH` deep).
     fn json(&mut self, name: &str, required: bool) -> Result<Payload, DtoError> {
         match self.map.remove(name) {
-            Some(raw) => Ok(Payload::Inline(raw.get().to_owned())),
+            Some(raw) => {
+                let depth = super::json::depth(raw.get());
+                if depth > MAX_JSON_DEPTH {
+                    return Err(DtoError::new(
+                        "json_too_deep",
+                        self.at(name),
+                        format!(
+                            "JSON nested {depth} deep; at most {MAX_JSON_DEPTH} levels of arrays and objects"
+                        ),
+                    ));
+                }
+                Ok(Payload::Inline(raw.get().to_owned()))
+            }
             None if required => {
                 Err(DtoError::new("missing_field", self.at(name), "required: any JSON value"))
             }
@@ -341,4 +354,43 @@ fn outcome(f: &mut Fields<'_>) -> Result<DeliveryOutcome, DtoError> {
             return Err(DtoError::new("invalid_field", f.at("outcome"), format!("unknown outcome {name:?}")));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: u32) -> String {
+        let d = depth as usize;
+        format!("{}1{}", "[".repeat(d), "]".repeat(d))
+    }
+
+    #[test]
+    fn json_payloads_up_to_the_depth_limit_are_kept_exactly() {
+        let text = nested(MAX_JSON_DEPTH);
+        let body = format!(r#"{{"kind":"tool_call","call_id":"c","tool":"t","input":{text}}}"#);
+        let input = parse_append(body.as_bytes()).unwrap();
+        let EventBody::ToolCall(c) = &input.events[0].body else { panic!("a tool call") };
+        assert_eq!(c.input, Payload::Inline(text));
+    }
+
+    #[test]
+    fn json_payloads_past_the_depth_limit_are_refused() {
+        for depth in [MAX_JSON_DEPTH + 1, 128, 129, 100_000] {
+            let text = nested(depth);
+            for body in [
+                format!(r#"{{"kind":"tool_call","call_id":"c","tool":"t","input":{text}}}"#),
+                format!(r#"{{"events":[{{"kind":"tool_result","call_id":"c","output":{{"x":{text}}}}}]}}"#),
+                format!(r#"{{"kind":"webhook_received","source":"s","payload":{text}}}"#),
+            ] {
+                let e = parse_append(body.as_bytes()).unwrap_err();
+                assert_eq!(e.code, "json_too_deep", "depth {depth}: {e}");
+            }
+        }
+        let e = parse_append(
+            format!(r#"{{"kind":"tool_call","call_id":"c","tool":"t","input":{}}}"#, nested(101)).as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "input");
+    }
 }

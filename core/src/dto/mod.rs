@@ -3,13 +3,16 @@
 //!
 //! Input is parsed field by field from borrowed raw JSON so that JSON payloads (tool inputs,
 //! outputs, webhook bodies) are stored as the client's exact text, and every error names the
-//! field it is about.
+//! field it is about. Output embeds that text unchanged (`Json`); a payload nested deeper than
+//! `MAX_JSON_DEPTH` is refused (`json_too_deep`) rather than stored for readers that cannot load it.
 
 mod input;
+mod json;
 mod output;
 mod state;
 
 pub use input::{AppendInput, parse_append, parse_event};
+pub use json::{Json, MAX_JSON_DEPTH};
 pub use output::{blob_json, error_json, event_json, outcome_json};
 pub use state::state_json;
 

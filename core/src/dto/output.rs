@@ -1,6 +1,9 @@
-//! Rendering events, outcomes and errors as JSON.
+//! Rendering events, outcomes and errors as JSON. Events are [`Json`] documents: their JSON
+//! payloads are the stored text, byte for byte.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use super::json::Json;
 
 use crate::chain::{self, Hash};
 use crate::engine::AppendOutcome;
@@ -23,11 +26,11 @@ pub fn outcome_json(o: &AppendOutcome) -> Value {
     json!({"first_seq": o.first_seq, "last_seq": o.last_seq, "head": chain::to_hex(&o.head), "duplicate": o.duplicate})
 }
 
-struct Obj(Map<String, Value>);
+struct Obj(Vec<(String, Json)>);
 
 impl Obj {
     fn put(&mut self, k: &str, v: impl Into<Value>) {
-        self.0.insert(k.to_owned(), v.into());
+        self.0.push((k.to_owned(), Json::Value(v.into())));
     }
 
     fn opt<T: Into<Value>>(&mut self, k: &str, v: Option<T>) {
@@ -40,10 +43,7 @@ impl Obj {
     /// redacted (the event says `"redacted": true`).
     fn payload(&mut self, k: &str, p: &Payload, is_json: bool) {
         match p {
-            Payload::Inline(s) if is_json => {
-                let v = serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()));
-                self.put(k, v)
-            }
+            Payload::Inline(s) if is_json => self.0.push((k.to_owned(), Json::stored(s))),
             Payload::Inline(s) => self.put(k, s.as_str()),
             Payload::Blob(b) => self.put(&format!("{k}_blob"), blob_json(b)),
             Payload::Redacted => {}
@@ -52,8 +52,8 @@ impl Obj {
 }
 
 /// An event as the API returns it: its body's fields beside `seq`, `id`, `ts_ms`, `actor`, `hash`.
-pub fn event_json(header: &EventHeader, hash: &Hash, body: &EventBody, redacted: bool) -> Value {
-    let mut o = Obj(Map::new());
+pub fn event_json(header: &EventHeader, hash: &Hash, body: &EventBody, redacted: bool) -> Json {
+    let mut o = Obj(Vec::new());
     o.put("seq", header.seq);
     o.put("id", header.id.to_string());
     o.put("ts_ms", header.ts_ms);
@@ -66,7 +66,7 @@ pub fn event_json(header: &EventHeader, hash: &Hash, body: &EventBody, redacted:
         o.put("redacted", true);
     }
     body_fields(&mut o, body);
-    Value::Object(o.0)
+    Json::Object(o.0)
 }
 
 fn body_fields(o: &mut Obj, body: &EventBody) {
@@ -76,12 +76,15 @@ fn body_fields(o: &mut Obj, body: &EventBody) {
             o.payload("text", &m.text, false);
             o.opt("author", m.author.as_deref());
             if let Some(c) = &m.channel {
-                let mut ch = Obj(Map::new());
-                ch.put("type", c.platform.name());
-                ch.put("chat_id", c.chat_id.as_str());
-                ch.opt("message_id", c.message_id.as_deref());
-                ch.opt("thread_id", c.thread_id.as_deref());
-                o.put("channel", Value::Object(ch.0));
+                let mut ch = serde_json::Map::new();
+                ch.insert("type".into(), c.platform.name().into());
+                ch.insert("chat_id".into(), c.chat_id.as_str().into());
+                for (k, v) in [("message_id", &c.message_id), ("thread_id", &c.thread_id)] {
+                    if let Some(v) = v {
+                        ch.insert(k.into(), v.as_str().into());
+                    }
+                }
+                o.put("channel", Value::Object(ch));
             }
             if !m.attachments.is_empty() {
                 let list: Vec<Value> = m
@@ -194,6 +197,67 @@ fn lifecycle_fields(o: &mut Obj, l: &Lifecycle) {
             o.opt("snapshot_seq", *snapshot_seq);
             o.put("segments", *segments);
             o.put("last_seq", *last_seq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dto::{MAX_JSON_DEPTH, parse_append, state_json};
+    use crate::engine::{AppendRequest, Engine, Limits, Now};
+    use crate::event::Actor;
+    use crate::key::SessionKey;
+    use crate::store::MemoryStore;
+
+    /// Appends `body` through the API parser and the engine, then renders every stored record
+    /// and the state as the API does.
+    fn append_and_render(body: &str) -> (Vec<String>, String) {
+        let input = parse_append(body.as_bytes()).expect("accepted");
+        let mut engine = Engine::new(SessionKey::parse("t:json").unwrap(), Limits::default());
+        let mut store = MemoryStore::new();
+        let req = AppendRequest {
+            actor: Actor::Runtime,
+            events: input.events,
+            expected_seq: None,
+            idempotency_key: None,
+        };
+        engine.append(&mut store, req, Now { now_ms: 1_700_000_000_000, entropy: 1 }).unwrap();
+        let events = store
+            .records()
+            .iter()
+            .map(|r| {
+                super::event_json(&r.decode_header().unwrap(), &r.hash, &r.decode_body().unwrap(), false)
+                    .to_string()
+            })
+            .collect();
+        (events, state_json(engine.state()).to_string())
+    }
+
+    #[test]
+    fn json_payloads_come_back_as_stored() {
+        let deep = format!("{}{}", "[".repeat(MAX_JSON_DEPTH as usize), "]".repeat(MAX_JSON_DEPTH as usize));
+        for payload in [
+            r#"{"id":123456789012345678901234567890}"#,
+            "0.1000000000000000055511151231257827",
+            r#"{"n":1e400}"#,
+            r#"["\ud800","\udbff\udfff","\u0041"]"#,
+            r#"{"b":1, "a":[ 2 ,3.0]}"#,
+            deep.as_str(),
+        ] {
+            let body = format!(
+                r#"{{"events":[
+                    {{"kind":"tool_call","call_id":"c","tool":"t","input":{payload}}},
+                    {{"kind":"tool_call","call_id":"d","tool":"t","input":{payload}}},
+                    {{"kind":"tool_result","call_id":"c","output":{payload}}},
+                    {{"kind":"browser_action","action":"evaluate","result":{payload}}},
+                    {{"kind":"webhook_received","source":"s","payload":{payload}}}]}}"#
+            );
+            let (events, state) = append_and_render(&body);
+            for (name, e) in ["input", "input", "output", "result", "payload"].iter().zip(&events) {
+                assert!(e.contains(&format!(r#""{name}":{payload}"#)), "{payload} came back as {e}");
+            }
+            // The open call `d` in the state (and so in the restore bundle) keeps its input too.
+            assert!(state.contains(&format!(r#""input":{payload}"#)), "{payload} in the state: {state}");
         }
     }
 }

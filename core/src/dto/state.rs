@@ -1,26 +1,42 @@
-//! The session state as JSON (`GET /v1/sessions/{key}/state`, `moltlog-replay state`).
+//! The session state as JSON (`GET /v1/sessions/{key}/state`, `moltlog-replay state`). Open tool
+//! calls' inputs are the stored JSON text ([`Json`]); everything else is plain values.
 
 use serde_json::{Value, json};
 
+use super::json::Json;
 use super::output::blob_json;
 use crate::chain;
 use crate::event::Payload;
 use crate::state::{OutboxStatus, SandboxStatus, SessionState};
 
-fn payload(p: &Payload, is_json: bool) -> Value {
+/// A text payload (or what stands in for it).
+fn payload(p: &Payload) -> Value {
     match p {
-        Payload::Inline(s) if is_json => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
         Payload::Inline(s) => Value::String(s.clone()),
         Payload::Blob(b) => json!({ "blob": blob_json(b) }),
         Payload::Redacted => json!({ "redacted": true }),
     }
 }
 
-pub fn state_json(s: &SessionState) -> Value {
-    let open_tool_calls: Vec<Value> = s
+fn json_payload(p: &Payload) -> Json {
+    match p {
+        Payload::Inline(s) => Json::stored(s),
+        other => Json::Value(payload(other)),
+    }
+}
+
+pub fn state_json(s: &SessionState) -> Json {
+    let open_tool_calls = s
         .open_tool_calls
         .iter()
-        .map(|(id, c)| json!({"call_id": id, "seq": c.seq, "tool": c.tool, "input": payload(&c.input, true)}))
+        .map(|(id, c)| {
+            Json::object([
+                ("call_id", Json::Value(id.as_str().into())),
+                ("seq", Json::Value(c.seq.into())),
+                ("tool", Json::Value(c.tool.as_str().into())),
+                ("input", json_payload(&c.input)),
+            ])
+        })
         .collect();
     let sandbox = match &s.sandbox {
         SandboxStatus::Unknown => json!({"status": "unknown"}),
@@ -38,7 +54,7 @@ pub fn state_json(s: &SessionState) -> Value {
             json!({
                 "seq": seq,
                 "channel": {"type": e.channel.platform.name(), "chat_id": e.channel.chat_id, "thread_id": e.channel.thread_id},
-                "text": payload(&e.text, false),
+                "text": payload(&e.text),
                 "attempts": e.attempts,
                 "next_attempt_ms": e.next_attempt_ms,
                 "last_error": e.last_error,
@@ -52,7 +68,7 @@ pub fn state_json(s: &SessionState) -> Value {
         "current_url": b.current_url(),
         "targets": b.targets.iter().map(|(id, t)| json!({"target_id": id, "url": t.url, "last_seq": t.last_seq})).collect::<Vec<_>>(),
         "last_action": b.last_action.as_ref().map(|a| json!({"seq": a.seq, "ts_ms": a.ts_ms, "action": a.action.name(), "target_id": a.target_id, "url": a.url, "error": a.error})),
-        "last_screenshot": b.last_screenshot.as_ref().map(|sh| json!({"seq": sh.seq, "target_id": sh.target_id, "image": payload(&sh.image, false)})),
+        "last_screenshot": b.last_screenshot.as_ref().map(|sh| json!({"seq": sh.seq, "target_id": sh.target_id, "image": payload(&sh.image)})),
         "actions": b.actions,
     });
     let c = &s.counters;
@@ -60,7 +76,7 @@ pub fn state_json(s: &SessionState) -> Value {
         .iter()
         .map(|k| (k.name().to_owned(), c.by_kind[k.index()].into()))
         .collect();
-    json!({
+    let mut doc = Json::from(json!({
         "session_key": s.session_key,
         "head": {"seq": s.head.seq, "hash": chain::to_hex(&s.head.hash)},
         "last_id": s.last_id.map(|i| i.to_string()),
@@ -69,9 +85,9 @@ pub fn state_json(s: &SessionState) -> Value {
         "agent": s.agent,
         "model": s.model.as_ref().map(|m| json!({"provider": m.provider, "model": m.model})),
         "sandbox": sandbox,
-        "compaction": s.compaction.as_ref().map(|c| json!({"seq": c.seq, "summary": payload(&c.summary, false), "first_kept_seq": c.first_kept_seq, "tokens_before": c.tokens_before})),
+        "compaction": s.compaction.as_ref().map(|c| json!({"seq": c.seq, "summary": payload(&c.summary), "first_kept_seq": c.first_kept_seq, "tokens_before": c.tokens_before})),
         "transcript": s.transcript,
-        "open_tool_calls": open_tool_calls,
+        "open_tool_calls": null,
         "browser": browser,
         "outbox": outbox,
         "counters": {
@@ -86,5 +102,7 @@ pub fn state_json(s: &SessionState) -> Value {
             "recoveries": c.recoveries,
         },
         "redacted": s.redacted,
-    })
+    }));
+    doc.set("open_tool_calls", Json::Array(open_tool_calls));
+    doc
 }

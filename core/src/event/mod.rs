@@ -4,9 +4,11 @@
 //! Storage types are encoded with postcard, which is not self-describing: enums are externally
 //! tagged, integers are u32/u64, and new variants are only ever added at the end.
 
+pub mod blob_check;
 mod body;
 mod skeleton;
 
+pub use blob_check::BlobRefError;
 pub use body::*;
 
 use serde::{Deserialize, Serialize};

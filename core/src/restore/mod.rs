@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::chain::Hash;
 use crate::codec::DecodeError;
-use crate::dto::{event_json, state_json};
+use crate::dto::{Json, event_json, state_json};
 use crate::event::{EventBody, EventHeader};
 use crate::state::SessionState;
 use crate::store::LogStore;
@@ -75,24 +75,24 @@ pub fn transcript<S: LogStore + ?Sized>(
 }
 
 /// The restore bundle: the transcript since the last compaction (with the compaction summary),
-/// tool calls that never got a result, the browser state, and the head it was built at.
-pub fn bundle_json(s: &SessionState, transcript: &[Item]) -> Value {
+/// tool calls that never got a result, the browser state, and the head it was built at. JSON
+/// payloads are the stored text ([`Json`]).
+pub fn bundle_json(s: &SessionState, transcript: &[Item]) -> Json {
     let full = state_json(s);
-    let pick = |k: &str| full.get(k).cloned().unwrap_or(Value::Null);
-    let events: Vec<Value> =
-        transcript.iter().map(|i| event_json(&i.header, &i.hash, &i.body, i.redacted)).collect();
-    json!({
-        "restore_version": RESTORE_VERSION,
-        "session_key": s.session_key,
-        "head": pick("head"),
-        "agent": pick("agent"),
-        "model": pick("model"),
-        "compaction": pick("compaction"),
-        "transcript": events,
-        "open_tool_calls": pick("open_tool_calls"),
-        "browser": pick("browser"),
-        "sandbox": pick("sandbox"),
-        "outbox": pick("outbox"),
-        "redacted": pick("redacted"),
-    })
+    let pick = |k: &str| full.get(k).unwrap_or(Json::Value(Value::Null));
+    let events = transcript.iter().map(|i| event_json(&i.header, &i.hash, &i.body, i.redacted)).collect();
+    Json::object([
+        ("restore_version", Json::Value(json!(RESTORE_VERSION))),
+        ("session_key", Json::Value(json!(s.session_key))),
+        ("head", pick("head")),
+        ("agent", pick("agent")),
+        ("model", pick("model")),
+        ("compaction", pick("compaction")),
+        ("transcript", Json::Array(events)),
+        ("open_tool_calls", pick("open_tool_calls")),
+        ("browser", pick("browser")),
+        ("sandbox", pick("sandbox")),
+        ("outbox", pick("outbox")),
+        ("redacted", pick("redacted")),
+    ])
 }

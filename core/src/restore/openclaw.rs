@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Item;
 use crate::chain;
+use crate::dto::Json;
 use crate::event::EventBody;
 use crate::event::{Payload, Role};
 use crate::state::SessionState;
@@ -98,11 +99,11 @@ struct Lines {
 }
 
 impl Lines {
-    fn push(&mut self, id: String, ts_ms: u64, mut entry: Map<String, Value>) {
-        entry.insert("id".into(), id.clone().into());
-        entry.insert("parentId".into(), self.parent.clone().map_or(Value::Null, Value::String));
-        entry.insert("timestamp".into(), iso8601(ts_ms).into());
-        self.lines.push(Value::Object(entry).to_string());
+    fn push(&mut self, id: String, ts_ms: u64, mut entry: Json) {
+        entry.set("id", Json::Value(id.clone().into()));
+        entry.set("parentId", Json::Value(self.parent.clone().map_or(Value::Null, Value::String)));
+        entry.set("timestamp", Json::Value(iso8601(ts_ms).into()));
+        self.lines.push(entry.to_line());
         self.parent = Some(id);
     }
 }
@@ -121,10 +122,11 @@ fn text_of(p: &Payload) -> String {
     }
 }
 
-fn json_of(p: &Payload) -> Value {
+/// A JSON payload as its stored text.
+fn json_of(p: &Payload) -> Json {
     match p {
-        Payload::Inline(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
-        other => Value::String(text_of(other)),
+        Payload::Inline(s) => Json::stored(s),
+        other => Json::Value(Value::String(text_of(other))),
     }
 }
 
@@ -162,7 +164,7 @@ pub fn render(s: &SessionState, items: &[Item]) -> Rendered {
         m.insert("firstKeptEntryId".into(), first_kept.map_or(Value::Null, Value::String));
         m.insert("tokensBefore".into(), c.tokens_before.into());
         let ts = items.iter().find(|i| i.header.seq > c.seq).map_or(s.last_ts_ms, |i| i.header.ts_ms);
-        (c.seq, ts, m)
+        (c.seq, ts, Json::from(Value::Object(m)))
     });
     for item in items {
         let (seq, ts_ms) = (item.header.seq, item.header.ts_ms);
@@ -186,28 +188,28 @@ pub fn render(s: &SessionState, items: &[Item]) -> Rendered {
                 if let Some(a) = &m.author {
                     msg["author"] = a.clone().into();
                 }
+                msg.into()
+            }
+            EventBody::ToolCall(c) => {
+                let mut msg = Json::from(json!({"role": "assistant", "content": null, "timestamp": ts_ms}));
+                let mut call = Json::from(json!({"type": "toolCall", "id": c.call_id, "name": c.tool}));
+                call.set("arguments", json_of(&c.input));
+                msg.set("content", Json::Array(vec![call]));
                 msg
             }
-            EventBody::ToolCall(c) => json!({
-                "role": "assistant",
-                "content": [{"type": "toolCall", "id": c.call_id, "name": c.tool, "arguments": json_of(&c.input)}],
-                "timestamp": ts_ms,
-            }),
-            EventBody::ToolResult(r) => json!({
+            EventBody::ToolResult(r) => Json::from(json!({
                 "role": "toolResult",
                 "toolCallId": r.call_id,
                 "toolName": tool_names.get(r.call_id.as_str()).copied().unwrap_or(""),
                 "content": [{"type": "text", "text": text_of(&r.output)}],
                 "isError": r.is_error,
                 "timestamp": ts_ms,
-            }),
+            })),
             // Only the three kinds above are in a transcript.
             _ => continue,
         };
-        let mut m = Map::new();
-        m.insert("type".into(), "message".into());
-        m.insert("message".into(), message);
-        out.push(entry_id(seq), ts_ms, m);
+        let entry = Json::object([("type", Json::Value("message".into())), ("message", message)]);
+        out.push(entry_id(seq), ts_ms, entry);
     }
     if let Some((seq, ts, m)) = compaction_entry {
         out.push(entry_id(seq), ts, m);
@@ -311,5 +313,19 @@ mod tests {
             assert_eq!(w[1]["parentId"], w[0]["id"], "entries form a chain");
         }
         assert_eq!(render(engine.state(), &items), r, "rendering is deterministic");
+    }
+
+    #[test]
+    fn tool_arguments_keep_their_stored_tokens_on_one_line() {
+        let mut engine = Engine::new(SessionKey::parse("agent:main:main").unwrap(), Limits::default());
+        let mut store = MemoryStore::new();
+        let input = "{\n \"id\": 123456789012345678901234567890,\n \"x\": 1e400, \"s\": \"\\ud800\"\n}";
+        let req = AppendRequest::one(Actor::Runtime, sample::tool_call("c1", "bash", input));
+        engine.append(&mut store, req, Now { now_ms: 1_700_000_000_000, entropy: 1 }).unwrap();
+        let items = super::super::transcript(engine.state(), &store).unwrap();
+        let r = render(engine.state(), &items);
+        let line = r.files[1].content.lines().nth(1).unwrap();
+        let want = r#""arguments":{ "id": 123456789012345678901234567890, "x": 1e400, "s": "\ud800"}"#;
+        assert!(line.contains(want), "{line}");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use moltlog_core::bundle::{self, Tag};
 use moltlog_core::chain::{self, to_hex};
 use moltlog_core::engine::blob_object_key;
 use moltlog_core::snapshot::{self, Compression};
@@ -14,6 +15,8 @@ use crate::{SESSION_KEY, T0, records, session};
 /// When the fixture snapshots and the segment say they were made.
 pub const SNAPSHOT_CREATED_MS: u64 = T0 + 60_000;
 pub const SEGMENT_CREATED_MS: u64 = T0 + 61_000;
+/// When the fixture export bundles say they were made.
+pub const BUNDLE_CREATED_MS: u64 = T0 + 62_000;
 
 /// Relative path (under `schemas/fixtures/v1/`) to file contents.
 pub type Files = BTreeMap<String, Vec<u8>>;
@@ -22,6 +25,11 @@ pub fn pretty(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).expect("JSON renders");
     s.push('\n');
     s.into_bytes()
+}
+
+/// What the failed fixture export says went wrong.
+pub fn bundle_failure_message(sha256: &chain::Hash) -> String {
+    format!("blob {} is missing from R2", to_hex(sha256))
 }
 
 /// The R2 key of a snapshot.
@@ -35,7 +43,9 @@ pub fn all() -> Files {
     let mut manifest_records = Vec::new();
     for s in records::sealed() {
         let stem = format!("records/{}", s.case.name);
-        let event = dto::event_json(&s.header, &s.record.hash, &s.stored_body, s.record.redacted);
+        let event = dto::event_json(&s.header, &s.record.hash, &s.stored_body, s.record.redacted)
+            .to_value_lossy()
+            .unwrap();
         files.insert(format!("{stem}.header.bin"), s.record.header.clone());
         files.insert(format!("{stem}.body.bin"), s.record.body.clone());
         files.insert(format!("{stem}.event.json"), pretty(&event));
@@ -59,7 +69,7 @@ pub fn all() -> Files {
         files.insert(format!("{stem}.body.bin"), r.body.clone());
         files.insert(
             format!("{stem}.event.json"),
-            pretty(&dto::event_json(&header, &r.hash, &body, r.redacted)),
+            pretty(&dto::event_json(&header, &r.hash, &body, r.redacted).to_value_lossy().unwrap()),
         );
         manifest_chain.push(json!({
             "seq": r.seq,
@@ -84,7 +94,7 @@ pub fn all() -> Files {
 
     let state = &session.state;
     files.insert("state.bin".into(), state.encode());
-    files.insert("state.json".into(), pretty(&dto::state_json(state)));
+    files.insert("state.json".into(), pretty(&dto::state_json(state).to_value_lossy().unwrap()));
     files.insert("snapshot.bin".into(), snapshot::encode(state, SNAPSHOT_CREATED_MS, Compression::None));
     files.insert(
         "snapshot-deflate.bin".into(),
@@ -96,6 +106,35 @@ pub fn all() -> Files {
         "segment.bin".into(),
         segment::encode(SESSION_KEY, genesis, &session.records, SEGMENT_CREATED_MS),
     );
+
+    // Export bundles: a complete one (the segment and every blob), and one whose export failed
+    // after the segment (a blob gone from R2), ending in the failure trailer instead of the end.
+    let manifest_section = bundle::Manifest {
+        session_key: SESSION_KEY.into(),
+        head_seq: state.head.seq,
+        head_hash: state.head.hash,
+        archived_seq: 0,
+        created_ms: BUNDLE_CREATED_MS,
+    };
+    let segment_bytes = files["segment.bin"].clone();
+    let opening = |w: &mut bundle::Writer| {
+        let mut out = w.start();
+        out.extend(w.manifest(&manifest_section));
+        out.extend(w.section(Tag::Segment, segment_bytes.clone()));
+        out
+    };
+    let mut w = bundle::Writer::new();
+    let mut complete = opening(&mut w);
+    for b in &session.blobs {
+        complete.extend(w.blob_header(&b.sha256, b.bytes.len() as u64));
+        complete.extend(w.content(b.bytes.clone()));
+    }
+    complete.extend(w.finish());
+    files.insert("bundle.bin".into(), complete);
+    let mut w = bundle::Writer::new();
+    let mut failed = opening(&mut w);
+    failed.extend(w.fail(&bundle_failure_message(&session.blobs[0].sha256)));
+    files.insert("bundle-failed.bin".into(), failed);
 
     let checksums: BTreeMap<&String, Value> = files
         .iter()

@@ -141,7 +141,7 @@ pub fn run(a: &DiffArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     }
     let (sa, sb) = (&end_a.expect("checked").state, &end_b.expect("checked").state);
     let mut state_diffs = Vec::new();
-    diff_json("", &dto::state_json(sa), &dto::state_json(sb), &mut state_diffs);
+    diff_json("", &state_value(sa), &state_value(sb), &mut state_diffs);
     let mut out = super::stdout();
     if a.json {
         let j = json!({
@@ -190,6 +190,13 @@ impl Comparison {
             self.first = Some((seq, a.map(|r| r.line), b.map(|r| r.line)));
         }
     }
+}
+
+/// The state as a `Value` for comparison. `Value` cannot hold every stored payload (`1e400`, deep
+/// nesting); such a state compares as its whole JSON text.
+fn state_value(s: &SessionState) -> Value {
+    let doc = dto::state_json(s);
+    doc.to_value_lossy().unwrap_or_else(|_| Value::String(doc.to_string()))
 }
 
 /// Field-by-field differences between two JSON values: (path, a, b).

@@ -68,7 +68,7 @@ pub fn run(a: &ExportArgs, ui: &Ui) -> anyhow::Result<Verdict> {
                     out.write_all(if first { b"\n" } else { b",\n" })?;
                 }
                 first = false;
-                serde_json::to_writer(&mut out, &v)?;
+                out.write_all(v.to_line().as_bytes())?; // stored payloads as they are, one line
                 if !json_doc {
                     out.write_all(b"\n")?;
                 }

@@ -108,7 +108,7 @@ pub fn run(a: &LogArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         }
         if json {
             let v = dto::event_json(&c.header, &c.hash, &c.body, redacted);
-            serde_json::to_writer(&mut out, &v)?;
+            out.write_all(v.to_line().as_bytes())?; // stored payloads as they are, one line
             out.write_all(b"\n")
         } else {
             writeln!(out, "{}", line(c, redacted))
