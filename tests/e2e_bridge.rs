@@ -104,7 +104,7 @@ fn inbound_messages_are_verified_deduplicated_and_wait_for_the_runtime() {
     let events = w.all_events(key);
     assert_eq!(events.len(), 2, "one event per update: {events:#?}");
     assert_eq!(events[0]["actor"], "bridge");
-    assert_eq!(events[0]["idempotency_key"], "telegram:update:1");
+    assert_eq!(events[0]["idempotency_key"], "telegram:chat:42:message:7");
     assert_eq!(events[0]["channel"], json!({"type": "telegram", "chat_id": "42", "message_id": "7"}));
     assert_eq!((events[0]["author"].as_str(), events[0]["text"].as_str()), (Some("alice"), Some("hi")));
 
@@ -172,7 +172,7 @@ fn inbound_messages_are_verified_deduplicated_and_wait_for_the_runtime() {
     h[0].1 = "1700000001".into();
     assert_eq!(w.post_raw("/bridge/discord", body.as_bytes(), &headers(&h)).status, 401);
     assert_eq!(w.post_raw("/bridge/discord", body.as_bytes(), &[]).status, 401);
-    let cmd = json!({"type": 2, "id": "5001", "application_id": "77", "token": "itok", "channel_id": "C55", "guild_id": "G1",
+    let cmd = json!({"type": 2, "id": b::snowflake(0), "application_id": "77", "token": "itok", "channel_id": "C55", "guild_id": "G1",
         "member": {"user": {"id": "U5", "username": "bob"}}, "data": {"name": "ask", "options": [{"name": "q", "type": 3, "value": "status?"}]}});
     for _ in 0..2 {
         let r = discord_interaction(&w, &cmd);
@@ -268,7 +268,7 @@ fn the_outbox_delivers_retries_and_dead_letters() {
 
     // Discord: the first reply completes the deferred response; the next one is a message.
     let dkey = "agent:main:discord:chat:C55";
-    let cmd = json!({"type": 2, "id": "5001", "application_id": "77", "token": "itok", "channel_id": "C55",
+    let cmd = json!({"type": 2, "id": b::snowflake(0), "application_id": "77", "token": "itok", "channel_id": "C55",
         "user": {"id": "U5", "username": "bob"}, "data": {"name": "ask"}});
     assert_eq!(discord_interaction(&w, &cmd).status, 200);
     let inbound = w.all_events(dkey)[0].clone();
@@ -296,8 +296,8 @@ fn wait_requests(s: &b::Server, part: &str, n: usize) {
 #[test]
 fn the_outbox_delivers_exactly_once_across_eviction_and_restart() {
     let (mut w, tg, slack, discord, st) = start(&[("OUTBOUND_TIMEOUT_MS", "8000")]);
-    let cmd = |id: &str, ch: &str| {
-        json!({"type": 2, "id": id, "application_id": "77", "token": format!("tok-{id}"),
+    let cmd = |tok: &str, ch: &str| {
+        json!({"type": 2, "id": b::snowflake(0), "application_id": "77", "token": format!("tok-{tok}"),
         "channel_id": ch, "user": {"id": "U5", "username": "bob"}, "data": {"name": "ask"}})
     };
 
@@ -369,4 +369,193 @@ fn the_outbox_delivers_exactly_once_across_eviction_and_restart() {
     assert!(!slack.requests_to("conversations.history").is_empty(), "looked up before resending");
     // Telegram cannot tell: it resends (at least once, as documented).
     assert_eq!(tg.requests_to("/sendMessage").len(), 2);
+}
+
+/// Issue 10, items 10, 11, 13 and 14 on workerd: a reused Telegram update id is a new message;
+/// a message with no valid session is acknowledged (not 500, which the platform retries for
+/// ever); a Slack thread's root and replies share a session; stale Discord interactions are
+/// refused and a button click's reply is a new message.
+#[test]
+fn inbound_identity_binding_failures_threads_and_freshness() {
+    let long = format!("agent:{{agent}}:{}:{{chat_id}}", "x".repeat(250));
+    let rules = json!([
+        {"platform": "slack", "session": "agent:{agent}:slack:{chat_id}:thread:{thread_id}"},
+        {"platform": "telegram", "chat_id": "-5", "session": long},
+    ])
+    .to_string();
+    let (w, _tg, _slack, discord, st) = start(&[("BRIDGE_BINDINGS", rules.as_str())]);
+
+    // 10. Telegram picks update ids at random after a quiet week: a reused id on another
+    // message is appended; a redelivery of the same message is not.
+    let key = "agent:main:telegram:chat:42";
+    assert_eq!(
+        telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(500, 42, 7, "before the week")).status,
+        200
+    );
+    assert_eq!(
+        telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(500, 42, 90, "after the week")).status,
+        200
+    );
+    assert_eq!(
+        telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(500, 42, 90, "after the week")).status,
+        200
+    );
+    let texts: Vec<Value> = w.all_events(key).iter().map(|e| e["text"].clone()).collect();
+    assert_eq!(texts, [json!("before the week"), json!("after the week")]);
+
+    // 11. A valid message whose session key cannot be valid: acknowledged, nothing appended.
+    let mut huge_chat = tg_message(501, 0, 1, "from a 300-character chat id");
+    huge_chat["message"]["chat"]["id"] = "9".repeat(300).into();
+    let r = telegram_update(&w, b::TELEGRAM_SECRET, &huge_chat);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(502, -5, 1, "long template result"));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(w.logs().contains("not appended"), "the operator finds the reason in the log");
+
+    // 13. A Slack thread: the root (top-level) and the replies in it are one session.
+    let slack_msg = |ts: &str, thread: Option<&str>, text: &str| {
+        let mut e = json!({"type": "message", "channel": "C7", "user": "U1", "text": text, "ts": ts});
+        if let Some(t) = thread {
+            e["thread_ts"] = t.into();
+        }
+        json!({"type": "event_callback", "team_id": "T1", "event_id": format!("Ev{ts}"), "event": e})
+    };
+    let root = "1700000000.000100";
+    assert_eq!(slack_event(&w, &slack_msg(root, None, "root"), b::now_s()).status, 200);
+    assert_eq!(
+        slack_event(&w, &slack_msg("1700000000.000200", Some(root), "in the thread"), b::now_s()).status,
+        200
+    );
+    assert_eq!(
+        slack_event(&w, &slack_msg("1700000000.000300", None, "another root"), b::now_s()).status,
+        200
+    );
+    let thread_key = format!("agent:main:slack:C7:thread:{root}");
+    let thread = w.all_events(&thread_key);
+    let texts: Vec<&str> = thread.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["root", "in the thread"]);
+    assert!(w.all_events("agent:main:slack:C7:thread:").is_empty(), "no shared empty thread");
+    assert_eq!(w.all_events("agent:main:slack:C7:thread:1700000000.000300").len(), 1);
+    // The agent's answer to the root goes into the thread it starts.
+    let seq = reply_to(&w, &thread_key, &thread[0], "answer in the thread");
+    wait_receipt(&w, &thread_key, seq, "delivered", 20);
+    let posted = st.slack_posted.lock().unwrap().clone();
+    assert_eq!(
+        (posted[0]["thread_ts"].as_str(), posted[0]["text"].as_str()),
+        (Some(root), Some("answer in the thread"))
+    );
+
+    // 14. Discord: an interaction made outside the 5-minute window is refused; a button click
+    // is deferred as a new message, and the reply completes that message.
+    let click = |id: String| {
+        json!({"type": 3, "id": id, "application_id": "77", "token": "ctok", "channel_id": "C66",
+            "user": {"id": "U5", "username": "bob"}, "data": {"custom_id": "approve"},
+            "message": {"id": "4242", "content": "Approve?"}})
+    };
+    let stale = discord_interaction(&w, &click(b::snowflake(6 * 60 * 1000)));
+    assert_eq!((stale.status, stale.body["error"]["code"].as_str()), (401, Some("stale_timestamp")));
+    let dkey = "agent:main:discord:chat:C66";
+    assert!(w.all_events(dkey).is_empty());
+    let r = discord_interaction(&w, &click(b::snowflake(1000)));
+    assert_eq!((r.status, &r.body), (200, &json!({"type": 5})), "a new deferred message, not an update");
+    let inbound = w.all_events(dkey)[0].clone();
+    assert_eq!(inbound["text"], "[component approve]");
+    let seq = reply_to(&w, dkey, &inbound, "approved");
+    wait_receipt(&w, dkey, seq, "delivered", 20);
+    let edits = discord.requests_to("/webhooks/77/ctok/messages/@original");
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0].json()["content"], "approved");
+}
+
+/// Issue 10, item 12 on workerd: a long reply goes out as several messages, in order, each
+/// exactly once; a failure after some parts resumes at the first part not delivered.
+#[test]
+fn long_replies_are_split_and_resume_after_a_partial_delivery() {
+    let (w, tg, _slack, discord, _st) = start(&[]);
+    let key = "agent:main:telegram:chat:42";
+    assert_eq!(telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(1, 42, 7, "tell me a lot")).status, 200);
+    let inbound = w.all_events(key)[0].clone();
+
+    // The reported case: 6,015 characters were one clipped 4,096-character message.
+    let words: Vec<String> = (0..1203).map(|i| format!("w{i:04}")).collect();
+    let text = words.join(" ");
+    assert_eq!(text.chars().count(), 1203 * 5 + 1202);
+    let seq = reply_to(&w, key, &inbound, &text);
+    let r = wait_receipt(&w, key, seq, "delivered", 20);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let sends = tg.requests_to("/sendMessage");
+    assert_eq!(sends.len(), 2);
+    let parts: Vec<String> = sends.iter().map(|s| s.json()["text"].as_str().unwrap().to_owned()).collect();
+    assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096 && !p.contains('…')));
+    assert_eq!(parts.join(" "), text, "all of it, in order");
+    assert_eq!(sends[0].json()["reply_parameters"]["message_id"], 7, "the first part quotes the message");
+    assert!(sends[1].json()["reply_parameters"].is_null());
+    assert_eq!(r[0]["remote_id"], "100", "the receipt names the first part's message: {r:#?}");
+
+    // Three parts; the second fails once: the retry sends parts two and three only.
+    let text = ["a".repeat(4000), "b".repeat(4000), "c".repeat(100)].join("\n");
+    tg.push(b::Reply::json(200, json!({"ok": true, "result": {"message_id": 1}})));
+    tg.push(b::Reply::status(502));
+    let seq = reply_to(&w, key, &inbound, &text);
+    let r = wait_receipt(&w, key, seq, "delivered", 30);
+    let outcomes: Vec<&str> = r.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["failed", "delivered"]);
+    let sends: Vec<String> = tg.requests_to("/sendMessage")[2..]
+        .iter()
+        .map(|s| s.json()["text"].as_str().unwrap().chars().next().unwrap().to_string())
+        .collect();
+    assert_eq!(sends, ["a", "b", "b", "c"], "part one once, part two failed then sent, then part three");
+    let state = w.get(&format!("/v1/sessions/{key}/state")).body;
+    assert_eq!(state["outbox"], json!([]));
+
+    // Discord: 2,000 per message; the first part completes the interaction, the rest follow
+    // as channel messages, each with its own nonce.
+    let dkey = "agent:main:discord:chat:C77";
+    let cmd = json!({"type": 2, "id": b::snowflake(0), "application_id": "77", "token": "ltok", "channel_id": "C77",
+        "user": {"id": "U5", "username": "bob"}, "data": {"name": "ask"}});
+    assert_eq!(discord_interaction(&w, &cmd).status, 200);
+    let inbound = w.all_events(dkey)[0].clone();
+    let text = "x".repeat(4500);
+    let seq = reply_to(&w, dkey, &inbound, &text);
+    wait_receipt(&w, dkey, seq, "delivered", 20);
+    let edits = discord.requests_to("/webhooks/77/ltok/messages/@original");
+    let posts = discord.requests_to("/channels/C77/messages");
+    assert_eq!((edits.len(), posts.len()), (1, 2));
+    let contents: Vec<String> = [&edits[0], &posts[0], &posts[1]]
+        .iter()
+        .map(|r| r.json()["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(contents.iter().map(|c| c.len()).collect::<Vec<_>>(), [2000, 2000, 500]);
+    assert_ne!(posts[0].json()["nonce"], posts[1].json()["nonce"]);
+}
+
+/// Issue 10, item 12 across a restart: the runtime dies while the second part of a long reply
+/// is out. On wake, the first part is not sent again; the second is settled under the marker
+/// rules (Discord: the same nonce) and the third follows.
+#[test]
+fn a_long_reply_resumes_after_a_restart_mid_part() {
+    let (mut w, _tg, _slack, discord, _st) = start(&[("OUTBOUND_TIMEOUT_MS", "8000")]);
+    let key = "agent:main:discord:chat:C88";
+    let cmd = json!({"type": 2, "id": b::snowflake(0), "application_id": "77", "token": "rtok", "channel_id": "C88",
+        "user": {"id": "U5", "username": "bob"}, "data": {"name": "ask"}});
+    assert_eq!(discord_interaction(&w, &cmd).status, 200);
+    let mut inbound = w.all_events(key)[0].clone();
+    inbound["channel"]["message_id"] = Value::Null;
+    // Part one is taken; part two gets no answer.
+    discord.push(b::Reply::json(200, json!({"id": "8001"})));
+    discord.push(b::Reply::Hang);
+    let text = ["1".repeat(1500), "2".repeat(1500), "3".repeat(1500)].join("\n");
+    let seq = reply_to(&w, key, &inbound, &text);
+    wait_requests(&discord, "/channels/C88/messages", 2);
+    w.kill9();
+    w.restart();
+    let r = wait_receipt(&w, key, seq, "delivered", 40);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert_eq!(r[0]["remote_id"], "8001");
+    let posts = discord.requests_to("/channels/C88/messages");
+    let firsts: Vec<String> =
+        posts.iter().map(|p| p.json()["content"].as_str().unwrap()[..1].to_owned()).collect();
+    assert_eq!(firsts, ["1", "2", "2", "3"], "part one once; part two resent; then part three");
+    assert_eq!(posts[1].json()["nonce"], posts[2].json()["nonce"], "the resend is de-duplicated by Discord");
+    assert_ne!(posts[0].json()["nonce"], posts[1].json()["nonce"]);
 }

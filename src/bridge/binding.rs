@@ -14,11 +14,18 @@
 //! Template placeholders: `{agent}`, `{channel}` (the platform), `{chat_id}`, `{thread_id}`,
 //! `{user_id}`, `{space}` (Slack team, Discord guild). Substituted values are reduced to the
 //! session-key alphabet (anything else becomes `_`), so no message can steer a key elsewhere.
+//!
+//! `{thread_id}` is the thread's root: on Slack a top-level message is the root of the thread
+//! its replies will form, so it names its own `ts`, and the root and its replies share one
+//! session. When the session is per thread, a reply to the root goes into that thread.
+//!
+//! A message whose key comes out invalid (too long, say) is the message's fault, not a fault
+//! the platform could cure by retrying: the Worker acknowledges it and logs why.
 
 use moltlog_core::key::{SessionKey, SessionKeyError};
 use serde::Deserialize;
 
-use super::InboundMessage;
+use super::{BridgePlatform, InboundMessage};
 
 /// The default session of a chat: one session per agent, platform and conversation.
 pub const DEFAULT_TEMPLATE: &str = "agent:{agent}:{channel}:chat:{chat_id}";
@@ -52,6 +59,15 @@ pub enum BindingError {
     UnknownPlatform { index: usize, platform: String },
     #[error("the session key for this message is not valid: {0}")]
     BadKey(#[from] SessionKeyError),
+}
+
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub key: SessionKey,
+    /// The thread replies should go to when the message names none itself: set for a Slack
+    /// top-level message bound to a per-thread session (its own `ts`, the thread's root).
+    pub reply_thread: Option<String>,
 }
 
 /// Parses and checks `BRIDGE_BINDINGS`.
@@ -105,13 +121,22 @@ fn key_safe(v: &str) -> String {
         .collect()
 }
 
+/// The root of the thread `m` is in: its thread id, or on Slack, for a top-level message, its
+/// own `ts` (Slack's `thread_ts` of the replies to come).
+fn thread_root(m: &InboundMessage) -> Option<&str> {
+    match m.platform {
+        BridgePlatform::Slack => m.thread_id.as_deref().or(m.message_id.as_deref()),
+        BridgePlatform::Telegram | BridgePlatform::Discord => m.thread_id.as_deref(),
+    }
+}
+
 fn render(template: &str, agent: &str, m: &InboundMessage) -> String {
     let value = |name: &str| -> String {
         let v = match name {
             "agent" => Some(agent),
             "channel" => Some(m.platform.name()),
             "chat_id" => Some(m.chat_id.as_str()),
-            "thread_id" => m.thread_id.as_deref(),
+            "thread_id" => thread_root(m),
             "user_id" => m.user_id.as_deref(),
             "space" => m.space.as_deref(),
             _ => None,
@@ -138,22 +163,31 @@ fn render(template: &str, agent: &str, m: &InboundMessage) -> String {
     out
 }
 
-/// The session `m` belongs to.
-pub fn session_for(
-    rules: &[BindingRule],
-    default_agent: &str,
-    m: &InboundMessage,
-) -> Result<SessionKey, BindingError> {
+/// The session `m` belongs to, and the thread its replies go to.
+pub fn bind(rules: &[BindingRule], default_agent: &str, m: &InboundMessage) -> Result<Bound, BindingError> {
     let rule = rules.iter().find(|r| r.matches(m));
     let agent = rule.and_then(|r| r.agent.as_deref()).unwrap_or(default_agent);
     let template = rule.and_then(|r| r.session.as_deref()).unwrap_or(DEFAULT_TEMPLATE);
-    Ok(SessionKey::parse(&render(template, &key_safe(agent), m))?)
+    let key = SessionKey::parse(&render(template, &key_safe(agent), m))?;
+    let per_thread = template.contains("{thread_id}");
+    let reply_thread = match m.thread_id {
+        None if per_thread => thread_root(m).map(str::to_owned),
+        _ => None,
+    };
+    Ok(Bound { key, reply_thread })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::BridgePlatform;
+
+    fn session_for(
+        rules: &[BindingRule],
+        agent: &str,
+        m: &InboundMessage,
+    ) -> Result<SessionKey, BindingError> {
+        Ok(bind(rules, agent, m)?.key)
+    }
 
     fn msg(platform: BridgePlatform, chat: &str) -> InboundMessage {
         InboundMessage {
@@ -216,6 +250,53 @@ mod tests {
         ));
         assert!(matches!(parse_rules(r#"[{"platform":"irc"}]"#), Err(BindingError::UnknownPlatform { .. })));
         assert!(matches!(parse_rules(r#"[{"sesion":"x"}]"#), Err(BindingError::Json(_))));
+    }
+
+    /// A validly signed message with a 300-character chat id: its key is invalid, which is the
+    /// message's fault (the Worker acknowledges and logs it rather than answering 500).
+    #[test]
+    fn an_overlong_key_is_a_bad_key() {
+        let m = msg(BridgePlatform::Telegram, &"9".repeat(300));
+        assert!(matches!(session_for(&[], "main", &m), Err(BindingError::BadKey(_))));
+        let rules = parse_rules(r#"[{"session":"agent:{agent}:{chat_id}:{chat_id}"}]"#).unwrap();
+        assert!(matches!(
+            bind(&rules, "main", &msg(BridgePlatform::Slack, &"C".repeat(130))),
+            Err(BindingError::BadKey(_))
+        ));
+    }
+
+    /// A Slack thread's root (a top-level message) and its replies share one session, and a
+    /// reply to the root goes into the thread.
+    #[test]
+    fn a_slack_thread_is_one_session() {
+        let rules = parse_rules(
+            r#"[{"platform":"slack","session":"agent:{agent}:slack:{chat_id}:thread:{thread_id}"}]"#,
+        )
+        .unwrap();
+        let mut root = msg(BridgePlatform::Slack, "C1");
+        root.message_id = Some("1700.1".into());
+        root.thread_id = None;
+        let mut reply = msg(BridgePlatform::Slack, "C1");
+        reply.message_id = Some("1700.2".into());
+        reply.thread_id = Some("1700.1".into());
+        let (r, p) = (bind(&rules, "main", &root).unwrap(), bind(&rules, "main", &reply).unwrap());
+        assert_eq!(r.key.as_str(), "agent:main:slack:C1:thread:1700.1");
+        assert_eq!(r.key, p.key);
+        assert_eq!((r.reply_thread.as_deref(), p.reply_thread), (Some("1700.1"), None));
+        let mut other = root.clone();
+        other.message_id = Some("1800.5".into());
+        assert_ne!(
+            bind(&rules, "main", &other).unwrap().key,
+            r.key,
+            "another top-level message, another thread"
+        );
+        // Per chat (the default), a top-level message stays top-level.
+        assert_eq!(bind(&[], "main", &root).unwrap().reply_thread, None);
+        // Telegram has no such root: a message outside a topic has no thread.
+        let mut tg = msg(BridgePlatform::Telegram, "42");
+        (tg.thread_id, tg.message_id) = (None, Some("7".into()));
+        let rules = parse_rules(r#"[{"session":"agent:{agent}:tg:{chat_id}:{thread_id}"}]"#).unwrap();
+        assert_eq!(bind(&rules, "main", &tg).unwrap().key.as_str(), "agent:main:tg:42:");
     }
 
     #[test]

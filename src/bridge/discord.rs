@@ -3,8 +3,15 @@
 //! Inbound authentication: `X-Signature-Ed25519` is the Ed25519 signature, under the
 //! application's public key, of `X-Signature-Timestamp` followed by the raw body. A failed check
 //! must answer 401 (Discord probes the endpoint with bad signatures when it is saved). A PING
-//! is answered with a PONG; a command is answered at once with a deferred response ("thinking…"),
-//! and the agent's reply completes it later.
+//! is answered with a PONG; a command, a button click or a modal is answered at once with a
+//! deferred response ("thinking…", a new message), and the agent's reply completes it later. A
+//! click is not acknowledged as an update of the clicked message (type 6): the reply would
+//! then edit the message that held the button.
+//!
+//! Freshness: an interaction's id is a snowflake carrying its creation time. Interactions
+//! created more than [`MAX_INTERACTION_AGE_MS`] (5 minutes) away from now are refused as stale;
+//! within the window a replay carries the same id, which is the idempotency key, so it appends
+//! nothing.
 //!
 //! Outbound, a reply to an interaction whose token the session still holds (tokens live 15
 //! minutes) edits the deferred response, `PATCH /webhooks/{app}/{token}/messages/@original`,
@@ -16,18 +23,45 @@
 use serde_json::{Value, json};
 
 use super::config::DiscordConfig;
-use super::outbound::{Attempt, HttpCall, HttpReply, clip};
+use super::outbound::{Attempt, HttpCall, HttpReply};
+use super::split::clip_units;
 use super::{BridgeError, BridgePlatform, DiscordInteraction, Inbound, InboundMessage, id_str, json_object};
 use crate::sig::ed25519_verify;
 
 pub const SIGNATURE_HEADER: &str = "x-signature-ed25519";
 pub const TIMESTAMP_HEADER: &str = "x-signature-timestamp";
-/// Discord's limit on a message's content, in characters.
-pub const MAX_TEXT_CHARS: usize = 2000;
+/// Discord's limit on a message's content: 2,000 characters (counted here in UTF-16 units,
+/// never fewer).
+pub const MAX_TEXT_UNITS: usize = 2000;
 /// How long an interaction token can be used for follow-ups.
 pub const INTERACTION_TOKEN_MS: u64 = 15 * 60 * 1000;
 /// Margin kept before the token's expiry.
 const TOKEN_MARGIN_MS: u64 = 60 * 1000;
+/// How far an interaction's creation time (from its id) may be from now. Discord posts an
+/// interaction within moments and wants the answer within 3 s.
+pub const MAX_INTERACTION_AGE_MS: u64 = 5 * 60 * 1000;
+/// The first millisecond of 2015, where Discord's snowflakes count from.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// When a snowflake id was made, in Unix milliseconds.
+pub fn snowflake_ms(id: &str) -> Option<u64> {
+    let n: u64 = id.parse().ok()?;
+    Some((n >> 22) + DISCORD_EPOCH_MS)
+}
+
+/// Refuses an interaction whose id says it was made outside the freshness window.
+fn check_fresh(id: &str, now_ms: u64) -> Result<(), BridgeError> {
+    let made_ms =
+        snowflake_ms(id).ok_or_else(|| BridgeError::Malformed("id is not a Discord snowflake".into()))?;
+    let skew_ms = made_ms.abs_diff(now_ms);
+    if skew_ms > MAX_INTERACTION_AGE_MS {
+        return Err(BridgeError::StaleTimestamp {
+            skew_s: skew_ms / 1000,
+            max_s: MAX_INTERACTION_AGE_MS / 1000,
+        });
+    }
+    Ok(())
+}
 
 pub fn verify(
     cfg: &DiscordConfig,
@@ -81,7 +115,8 @@ fn modal_text(data: &Value) -> String {
     lines.join("\n")
 }
 
-pub fn parse(body: &[u8]) -> Result<Inbound, BridgeError> {
+/// Parses a verified interaction received at `now_ms`.
+pub fn parse(body: &[u8], now_ms: u64) -> Result<Inbound, BridgeError> {
     let v = json_object(body)?;
     let kind = v["type"].as_u64().ok_or_else(|| BridgeError::Malformed("type is missing".into()))?;
     let (text, ack) = match kind {
@@ -89,9 +124,11 @@ pub fn parse(body: &[u8]) -> Result<Inbound, BridgeError> {
         // Autocomplete: no suggestions; the bridge carries completed commands only.
         4 => return Ok(Inbound::Reply(json!({"type": 8, "data": {"choices": []}}))),
         2 => (command_text(&v["data"]), json!({"type": 5})),
+        // Deferred with a new message, as for commands: the reply must not replace the message
+        // that holds the button.
         3 => (
             format!("[component {}]", v["data"]["custom_id"].as_str().unwrap_or_default()),
-            json!({"type": 6}),
+            json!({"type": 5}),
         ),
         5 => (modal_text(&v["data"]), json!({"type": 5})),
         other => return Err(BridgeError::Malformed(format!("unknown interaction type {other}"))),
@@ -100,6 +137,7 @@ pub fn parse(body: &[u8]) -> Result<Inbound, BridgeError> {
         id_str(value).ok_or_else(|| BridgeError::Malformed(format!("{name} is missing")))
     };
     let id = field(&v["id"], "id")?;
+    check_fresh(&id, now_ms)?;
     let application_id = field(&v["application_id"], "application_id")?;
     let token = v["token"]
         .as_str()
@@ -139,7 +177,7 @@ pub fn edit_original_call(cfg: &DiscordConfig, application_id: &str, token: &str
     HttpCall::json(
         "PATCH",
         format!("{}/webhooks/{application_id}/{token}/messages/@original", cfg.api_base),
-        &json!({"content": clip(text, MAX_TEXT_CHARS), "allowed_mentions": no_mentions()}),
+        &json!({"content": clip_units(text, MAX_TEXT_UNITS), "allowed_mentions": no_mentions()}),
     )
 }
 
@@ -153,7 +191,7 @@ pub fn create_message_call(
     let token = cfg.bot_token.as_deref().ok_or(BridgeError::NotConfigured("discord (DISCORD_BOT_TOKEN)"))?;
     let nonce: String = nonce.chars().take(25).collect();
     let body = json!({
-        "content": clip(text, MAX_TEXT_CHARS),
+        "content": clip_units(text, MAX_TEXT_UNITS),
         "nonce": nonce,
         "enforce_nonce": true,
         "allowed_mentions": no_mentions(),
@@ -194,6 +232,14 @@ pub fn interaction_gone(reply: &HttpReply) -> bool {
 mod tests {
     use super::*;
 
+    /// Now, for the tests: 2026-11-01.
+    const NOW: u64 = 1_793_491_200_000;
+
+    /// A snowflake id made at `ms`.
+    fn snowflake(ms: u64) -> String {
+        (((ms - DISCORD_EPOCH_MS) << 22) | 0x1234).to_string()
+    }
+
     fn cfg(pk: &str) -> DiscordConfig {
         DiscordConfig {
             public_key: Some(pk.into()),
@@ -217,28 +263,33 @@ mod tests {
     #[test]
     fn ping_and_autocomplete() {
         assert_eq!(
-            parse(br#"{"type":1,"id":"1","application_id":"2","token":"t"}"#).unwrap(),
+            parse(br#"{"type":1,"id":"1","application_id":"2","token":"t"}"#, NOW).unwrap(),
             Inbound::Reply(json!({"type":1}))
         );
-        assert!(matches!(parse(br#"{"type":4}"#).unwrap(), Inbound::Reply(v) if v["type"] == 8));
-        assert!(parse(br#"{"type":99}"#).is_err());
-        assert!(parse(br#"{"id":"1"}"#).is_err());
+        assert!(matches!(parse(br#"{"type":4}"#, NOW).unwrap(), Inbound::Reply(v) if v["type"] == 8));
+        assert!(parse(br#"{"type":99}"#, NOW).is_err());
+        assert!(parse(br#"{"id":"1"}"#, NOW).is_err());
     }
 
     #[test]
     fn a_command() {
-        let body = br#"{"type":2,"id":"111","application_id":"222","token":"tok","channel_id":"333","guild_id":"444",
+        let id = snowflake(NOW - 1000);
+        let body =
+            json!({"type":2,"id":id,"application_id":"222","token":"tok","channel_id":"333","guild_id":"444",
             "member":{"user":{"id":"555","username":"bob","global_name":"Bob"}},
-            "data":{"name":"ask","options":[{"name":"prompt","type":3,"value":"what is up"}]}}"#;
-        let Inbound::Message { message, ack, interaction } = parse(body).unwrap() else { panic!() };
+            "data":{"name":"ask","options":[{"name":"prompt","type":3,"value":"what is up"}]}})
+            .to_string();
+        let Inbound::Message { message, ack, interaction } = parse(body.as_bytes(), NOW).unwrap() else {
+            panic!()
+        };
         assert_eq!(ack, json!({"type": 5}));
         assert_eq!(message.text, "/ask what is up");
-        assert_eq!((message.chat_id.as_str(), message.message_id.as_deref()), ("333", Some("111")));
+        assert_eq!((message.chat_id.as_str(), message.message_id.as_deref()), ("333", Some(id.as_str())));
         assert_eq!((message.author.as_deref(), message.space.as_deref()), (Some("Bob"), Some("444")));
-        assert_eq!(message.delivery_key, "discord:111");
+        assert_eq!(message.delivery_key, format!("discord:{id}"));
         assert_eq!(
             interaction,
-            Some(DiscordInteraction { id: "111".into(), application_id: "222".into(), token: "tok".into() })
+            Some(DiscordInteraction { id: id.clone(), application_id: "222".into(), token: "tok".into() })
         );
         let sub = json!({"name":"todo","options":[{"name":"add","type":1,"options":[{"name":"item","value":"milk"},{"name":"count","value":2}]}]});
         assert_eq!(command_text(&sub), "/todo add item:milk count:2");
@@ -246,12 +297,41 @@ mod tests {
 
     #[test]
     fn components_and_modals() {
-        let button = br#"{"type":3,"id":"1","application_id":"2","token":"t","channel":{"id":"9"},"user":{"id":"5","username":"al"},"data":{"custom_id":"yes"}}"#;
-        let Inbound::Message { message, ack, .. } = parse(button).unwrap() else { panic!() };
-        assert_eq!((message.text.as_str(), ack), ("[component yes]", json!({"type": 6})));
+        let button =
+            json!({"type":3,"id":snowflake(NOW),"application_id":"2","token":"t","channel":{"id":"9"},
+            "user":{"id":"5","username":"al"},"data":{"custom_id":"yes"}})
+            .to_string();
+        let Inbound::Message { message, ack, .. } = parse(button.as_bytes(), NOW).unwrap() else { panic!() };
+        // A new deferred message (5), not an update of the message with the button (6): the
+        // reply edits `@original`, which must be the new message.
+        assert_eq!((message.text.as_str(), ack), ("[component yes]", json!({"type": 5})));
         assert_eq!(message.chat_id, "9");
         let modal = json!({"components":[{"components":[{"value":"a"}]},{"components":[{"value":"b"}]}]});
         assert_eq!(modal_text(&modal), "a\nb");
+    }
+
+    #[test]
+    fn stale_interactions_are_refused() {
+        let at = |made_ms: u64| {
+            let body = json!({"type":2,"id":snowflake(made_ms),"application_id":"2","token":"t",
+                "channel_id":"9","data":{"name":"ask"}})
+            .to_string();
+            parse(body.as_bytes(), NOW)
+        };
+        assert!(at(NOW - MAX_INTERACTION_AGE_MS).is_ok());
+        assert!(at(NOW + MAX_INTERACTION_AGE_MS).is_ok(), "clocks differ a little either way");
+        let stale = at(NOW - MAX_INTERACTION_AGE_MS - 1000).unwrap_err();
+        assert!(matches!(stale, BridgeError::StaleTimestamp { skew_s: 301, max_s: 300 }), "{stale:?}");
+        assert_eq!(stale.status(), 401);
+        assert!(at(NOW + MAX_INTERACTION_AGE_MS + 1000).is_err());
+        let not_a_snowflake =
+            br#"{"type":2,"id":"abc","application_id":"2","token":"t","channel_id":"9","data":{}}"#;
+        assert_eq!(parse(not_a_snowflake, NOW).unwrap_err().status(), 400);
+        assert_eq!(
+            snowflake_ms("175928847299117063"),
+            Some(1_462_015_105_796),
+            "Discord's documented example"
+        );
     }
 
     #[test]

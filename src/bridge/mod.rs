@@ -19,6 +19,7 @@ pub mod discord;
 pub mod outbound;
 pub mod outbox;
 pub mod slack;
+pub mod split;
 pub mod telegram;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
@@ -140,8 +141,6 @@ pub enum BridgeError {
     Malformed(String),
     #[error("request body is {len} bytes; at most {max} are accepted")]
     TooLarge { len: u64, max: u64 },
-    #[error("no session for this message: {0}")]
-    Binding(#[from] binding::BindingError),
 }
 
 impl BridgeError {
@@ -151,7 +150,6 @@ impl BridgeError {
             BridgeError::BadSignature(_) | BridgeError::StaleTimestamp { .. } => 401,
             BridgeError::Malformed(_) => 400,
             BridgeError::TooLarge { .. } => 413,
-            BridgeError::Binding(_) => 500,
         }
     }
 
@@ -162,7 +160,6 @@ impl BridgeError {
             BridgeError::StaleTimestamp { .. } => "stale_timestamp",
             BridgeError::Malformed(_) => "invalid_json",
             BridgeError::TooLarge { .. } => "request_too_large",
-            BridgeError::Binding(_) => "binding_failed",
         }
     }
 }
@@ -201,11 +198,11 @@ mod tests {
             author: Some("alice".into()),
             text: "hi".into(),
             space: None,
-            delivery_key: "telegram:update:5".into(),
+            delivery_key: "telegram:chat:42:message:7".into(),
         };
         let raw = serde_json::value::to_raw_value(&m.event_json()).unwrap();
         let ev = moltlog_core::dto::parse_event(&raw).expect("the append API accepts it");
-        assert_eq!(ev.idempotency_key.as_deref(), Some("telegram:update:5"));
+        assert_eq!(ev.idempotency_key.as_deref(), Some("telegram:chat:42:message:7"));
         let moltlog_core::EventBody::ChatMessage(c) = ev.body else { panic!("not a chat message") };
         assert_eq!(c.author.as_deref(), Some("alice"));
         assert_eq!(c.channel.unwrap().message_id.as_deref(), Some("7"));

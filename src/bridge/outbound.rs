@@ -152,13 +152,20 @@ pub fn delivery_id(session_key: &str, outbox_seq: u64) -> String {
     hex::encode(&h.finalize()[..12])
 }
 
-/// `text` cut to at most `max_chars` characters, marking the cut.
-pub fn clip(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
+/// The id of part `part` (0-based) of a reply split into several messages. Part 0 keeps the
+/// message's own [`delivery_id`] (so sends started before replies were split still resolve);
+/// every other part has its own, so a platform de-duplicates each part separately.
+pub fn part_delivery_id(session_key: &str, outbox_seq: u64, part: u32) -> String {
+    if part == 0 {
+        return delivery_id(session_key, outbox_seq);
     }
-    let keep: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-    format!("{keep}…")
+    let mut h = Sha256::new();
+    h.update(b"moltlog.outbox.part.v1");
+    h.update(session_key.as_bytes());
+    h.update([0]);
+    h.update(outbox_seq.to_le_bytes());
+    h.update(part.to_le_bytes());
+    hex::encode(&h.finalize()[..12])
 }
 
 /// A URL fit for errors and logs (errors end up in receipts, which are events): Telegram puts
@@ -236,6 +243,11 @@ mod tests {
         assert_ne!(delivery_id("a", 1), delivery_id("a", 2));
         assert_ne!(delivery_id("a", 1), delivery_id("b", 1));
         assert_eq!(delivery_id("a", 1).len(), 24);
+        assert_eq!(part_delivery_id("a", 1, 0), delivery_id("a", 1));
+        assert_ne!(part_delivery_id("a", 1, 1), delivery_id("a", 1));
+        assert_ne!(part_delivery_id("a", 1, 1), part_delivery_id("a", 1, 2));
+        assert_ne!(part_delivery_id("a", 1, 1), part_delivery_id("a", 2, 1));
+        assert_eq!(part_delivery_id("a", 1, 7).len(), 24, "fits Discord's 25-character nonce");
     }
 
     #[test]
@@ -252,11 +264,5 @@ mod tests {
             "https://discord.com/api/v10/webhooks/1234567890123456789/…/messages/@original"
         );
         assert_eq!(redact_url("https://hooks.example/x?token=secret"), "https://hooks.example/x");
-    }
-
-    #[test]
-    fn clipping() {
-        assert_eq!(clip("hello", 5), "hello");
-        assert_eq!(clip("héllo!", 5), "héll…");
     }
 }

@@ -28,8 +28,18 @@
 //! no idempotency key and no way for a bot to list what it sent: there the choice is
 //! `OUTBOX_ON_UNCERTAIN` — `resend` (at least once; the default) or `dead_letter` (at most
 //! once). Sends that get an answer are never repeated, on any platform.
+//!
+//! ## Long replies
+//!
+//! A reply longer than the platform's message limit goes out as several messages (`split`),
+//! one after the other, all within one attempt. Each part the platform took is recorded in
+//! SQLite and the marker is dropped before the next part is marked and sent, so every part
+//! gets the rules above on its own (with its own delivery id, `outbound::part_delivery_id`),
+//! and a retry, after a failure or a restart, resumes at the first part not yet taken. The
+//! receipt (`delivered` with the first part's id) comes after the last part.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
 
 use moltlog_core::state::{OutboxEntry, OutboxStatus};
 
@@ -104,6 +114,31 @@ pub fn next_due_ms(outbox: &BTreeMap<u64, OutboxEntry>, sending: &BTreeSet<u64>)
 pub fn next_attempt(entry: &OutboxEntry, marker: Option<&Inflight>) -> (u32, bool) {
     let uncertain = marker.is_some_and(|m| !m.is_stale(Some(entry)));
     (entry.attempts + 1, uncertain)
+}
+
+/// The length limit parts of a reply are cut to on `platform`, in UTF-16 units.
+pub fn part_limit(platform: BridgePlatform) -> usize {
+    match platform {
+        BridgePlatform::Telegram => super::telegram::MAX_TEXT_UNITS,
+        BridgePlatform::Slack => super::slack::MAX_TEXT_UNITS,
+        BridgePlatform::Discord => super::discord::MAX_TEXT_UNITS,
+    }
+}
+
+/// The parts of a reply in `count` parts still to send, in order: from the first one the
+/// platform has not taken (parts go out in order, so the ones taken are a prefix).
+pub fn remaining_parts<T>(count: usize, delivered: &BTreeMap<u32, T>) -> Range<u32> {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let first = (0..count).find(|k| !delivered.contains_key(k)).unwrap_or(count);
+    first..count
+}
+
+/// Messages whose part records can go: they are no longer pending (delivered, dead).
+pub fn stale_parts(outbox: &BTreeMap<u64, OutboxEntry>, seqs: &BTreeSet<u64>) -> Vec<u64> {
+    seqs.iter()
+        .filter(|seq| outbox.get(seq).is_none_or(|e| e.status != OutboxStatus::Pending))
+        .copied()
+        .collect()
 }
 
 /// How a reply goes out (what the platform can do about duplicates depends on it).
@@ -189,6 +224,23 @@ mod tests {
         assert_eq!(next_attempt(&ob[&3], Some(&timed_out)), (2, true));
         let markers = BTreeMap::from([(3, finished), (4, crashed)]);
         assert_eq!(stale_markers(&ob, &markers), vec![3, 4], "seq 4 is no longer in the outbox");
+    }
+
+    #[test]
+    fn a_retry_resumes_at_the_first_part_not_taken() {
+        let none: BTreeMap<u32, ()> = BTreeMap::new();
+        assert_eq!(remaining_parts(3, &none), 0..3);
+        assert_eq!(remaining_parts(3, &BTreeMap::from([(0, ())])), 1..3);
+        assert_eq!(remaining_parts(3, &BTreeMap::from([(0, ()), (1, ())])), 2..3);
+        assert_eq!(remaining_parts(3, &BTreeMap::from([(0, ()), (1, ()), (2, ())])), 3..3, "all taken");
+        assert_eq!(remaining_parts(1, &none), 0..1);
+        let mut ob = BTreeMap::new();
+        ob.insert(3, entry(Platform::Telegram, "42", 1, 0));
+        ob.insert(4, entry(Platform::Telegram, "42", 8, 0));
+        ob.get_mut(&4).unwrap().status = OutboxStatus::DeadLettered;
+        assert_eq!(stale_parts(&ob, &BTreeSet::from([3, 4, 5])), vec![4, 5]);
+        assert_eq!(part_limit(BridgePlatform::Telegram), 4096);
+        assert_eq!(part_limit(BridgePlatform::Discord), 2000);
     }
 
     #[test]

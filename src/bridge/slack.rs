@@ -18,7 +18,8 @@
 use serde_json::{Value, json};
 
 use super::config::SlackConfig;
-use super::outbound::{Attempt, HttpCall, HttpReply, clip};
+use super::outbound::{Attempt, HttpCall, HttpReply};
+use super::split::clip_units;
 use super::{BridgeError, BridgePlatform, Inbound, InboundMessage, json_object};
 use crate::sig::hmac_sha256_matches;
 
@@ -26,8 +27,10 @@ pub const SIGNATURE_HEADER: &str = "x-slack-signature";
 pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 /// The replay window Slack recommends.
 pub const MAX_SKEW_S: u64 = 300;
-/// `chat.postMessage` truncates past 40,000 characters; keep under it.
-pub const MAX_TEXT_CHARS: usize = 39_000;
+/// `chat.postMessage` truncates `text` past 40,000 characters; parts stay under it (in UTF-16
+/// units, never fewer than characters). Replies go as `text` only, so the 3,000-character limit
+/// of a section block does not apply.
+pub const MAX_TEXT_UNITS: usize = 39_000;
 /// The metadata event type of moltlog's replies.
 pub const METADATA_TYPE: &str = "moltlog_outbox";
 
@@ -126,7 +129,7 @@ pub fn send_call(
 ) -> Result<HttpCall, BridgeError> {
     let mut body = json!({
         "channel": channel,
-        "text": clip(text, MAX_TEXT_CHARS),
+        "text": clip_units(text, MAX_TEXT_UNITS),
         "metadata": {"event_type": METADATA_TYPE, "event_payload": {"delivery_id": delivery_id}},
     });
     if let Some(t) = thread_ts {

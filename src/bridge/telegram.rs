@@ -1,19 +1,25 @@
 //! Telegram Bot API: webhook updates in, `sendMessage` out.
 //!
 //! Inbound authentication is the `X-Telegram-Bot-Api-Secret-Token` header, which Telegram sets
-//! to the `secret_token` given to `setWebhook`; compared in constant time. `update_id` is the
-//! delivery id (Telegram redelivers an update until it gets a 2xx).
+//! to the `secret_token` given to `setWebhook`; compared in constant time. Telegram redelivers
+//! an update until it gets a 2xx.
+//!
+//! The idempotency key is the message's identity, `telegram:chat:{chat_id}:message:{id}`, not
+//! the `update_id`: Telegram picks update ids at random again after a week without updates, so
+//! an update id can come back on a different message, which must not be dropped as a repeat.
+//! Message ids are unique within a chat, and a redelivery carries the same message.
 
 use serde_json::{Value, json};
 
 use super::config::TelegramConfig;
-use super::outbound::{Attempt, HttpCall, HttpReply, clip};
+use super::outbound::{Attempt, HttpCall, HttpReply};
+use super::split::clip_units;
 use super::{BridgeError, BridgePlatform, Inbound, InboundMessage, id_str, json_object};
 use crate::sig::ct_eq;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
-/// Telegram's limit on a message's text, in characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
+/// Telegram's limit on a message's text, in UTF-16 code units (how Telegram counts it).
+pub const MAX_TEXT_UNITS: usize = 4096;
 
 pub fn verify(cfg: &TelegramConfig, secret_header: Option<&str>) -> Result<(), BridgeError> {
     let expected = cfg.webhook_secret.as_deref().ok_or(BridgeError::NotConfigured("telegram"))?;
@@ -76,25 +82,32 @@ pub fn parse(body: &[u8]) -> Result<Inbound, BridgeError> {
     };
     let chat_id = id_str(&m["chat"]["id"])
         .ok_or_else(|| BridgeError::Malformed("message.chat.id is missing".into()))?;
+    let message_id = id_str(&m["message_id"]);
+    let delivery_key = match &message_id {
+        Some(id) => format!("telegram:chat:{chat_id}:message:{id}"),
+        // Every message has an id; should one not, the update is the best identity there is.
+        None => format!("telegram:update:{update_id}"),
+    };
     let text = m["text"].as_str().or(m["caption"].as_str()).map(str::to_owned).unwrap_or_else(|| describe(m));
     let thread_id =
         if m["is_topic_message"].as_bool() == Some(true) { id_str(&m["message_thread_id"]) } else { None };
     let message = InboundMessage {
         platform: BridgePlatform::Telegram,
         chat_id,
-        message_id: id_str(&m["message_id"]),
+        message_id,
         thread_id,
         user_id: id_str(&m["from"]["id"]),
         author: author(m),
         text,
         space: None,
-        delivery_key: format!("telegram:update:{update_id}"),
+        delivery_key,
     };
     Ok(Inbound::Message { message: Box::new(message), ack: json!({}), interaction: None })
 }
 
 /// `sendMessage` for a reply. The chat id goes as a number when it is one (`-100…` groups),
-/// else as given (`@channelname`); a `message_id` on the channel makes the reply quote it.
+/// else as given (`@channelname`); a `message_id` makes the reply quote it (the outbox passes
+/// it for the first part of a long reply only). `text` is one part, within the limit.
 pub fn send_call(
     cfg: &TelegramConfig,
     chat_id: &str,
@@ -105,7 +118,7 @@ pub fn send_call(
     let token =
         cfg.bot_token.as_deref().ok_or(BridgeError::NotConfigured("telegram (TELEGRAM_BOT_TOKEN)"))?;
     let chat: Value = chat_id.parse::<i64>().map(Value::from).unwrap_or_else(|_| chat_id.into());
-    let mut body = json!({"chat_id": chat, "text": clip(text, MAX_TEXT_CHARS)});
+    let mut body = json!({"chat_id": chat, "text": clip_units(text, MAX_TEXT_UNITS)});
     if let Some(t) = thread_id.and_then(|t| t.parse::<i64>().ok()) {
         body["message_thread_id"] = t.into();
     }
@@ -169,7 +182,26 @@ mod tests {
         assert_eq!(message.author.as_deref(), Some("alice"));
         assert_eq!(message.user_id.as_deref(), Some("1001"));
         assert_eq!(message.text, "hello bot");
-        assert_eq!(message.delivery_key, "telegram:update:900");
+        assert_eq!(message.delivery_key, "telegram:chat:-100123:message:7");
+    }
+
+    /// Telegram reuses update ids after a quiet week: a reused id on another message is a new
+    /// message (another key), while a redelivery of the same message keeps its key.
+    #[test]
+    fn the_key_is_the_message_not_the_update_id() {
+        let update = |update_id: u64, chat: i64, message_id: u64, text: &str| {
+            let v = json!({"update_id": update_id, "message": {"message_id": message_id,
+                "chat": {"id": chat, "type": "private"}, "date": 1, "text": text}});
+            let Inbound::Message { message, .. } = parse(v.to_string().as_bytes()).unwrap() else { panic!() };
+            message.delivery_key
+        };
+        let first = update(900, 42, 7, "hello");
+        assert_ne!(first, update(900, 42, 8, "a different message"), "same update id, new message");
+        assert_ne!(first, update(900, 43, 7, "same message id, other chat"));
+        assert_eq!(first, update(900, 42, 7, "hello"), "a redelivery is a repeat");
+        let post = br#"{"update_id":5,"channel_post":{"message_id":3,"chat":{"id":-1009,"type":"channel"},"text":"news"}}"#;
+        let Inbound::Message { message, .. } = parse(post).unwrap() else { panic!() };
+        assert_eq!(message.delivery_key, "telegram:chat:-1009:message:3");
     }
 
     #[test]
@@ -194,7 +226,7 @@ mod tests {
         let call = send_call(&cfg(), "@news", None, None, &"x".repeat(5000)).unwrap();
         let body: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
         assert_eq!(body["chat_id"], "@news");
-        assert_eq!(body["text"].as_str().unwrap().chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(crate::bridge::split::utf16_len(body["text"].as_str().unwrap()), MAX_TEXT_UNITS);
         assert!(send_call(&TelegramConfig::default(), "1", None, None, "x").is_err());
     }
 

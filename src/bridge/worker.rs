@@ -81,15 +81,32 @@ pub async fn handle(req: &mut Request, env: &Env, platform: BridgePlatform) -> R
     let inbound = match platform {
         BridgePlatform::Telegram => telegram::parse(&body),
         BridgePlatform::Slack => slack::parse(&body),
-        BridgePlatform::Discord => discord::parse(&body),
+        BridgePlatform::Discord => discord::parse(&body, rt::now_ms()),
     }
     .map_err(err)?;
-    let (message, ack, interaction) = match inbound {
+    let (mut message, ack, interaction) = match inbound {
         Inbound::Reply(v) => return Ok(rt::json(200, &v)?),
         Inbound::Ignore(why) => return Ok(rt::json(200, &json!({"ok": true, "ignored": why}))?),
         Inbound::Message { message, ack, interaction } => (message, ack, interaction),
     };
-    let key = binding::session_for(&cfg.bindings, &cfg.agent, &message).map_err(|e| err(e.into()))?;
+    let key = match binding::bind(&cfg.bindings, &cfg.agent, &message) {
+        Ok(bound) => {
+            if let Some(t) = bound.reply_thread {
+                message.thread_id = Some(t);
+            }
+            bound.key
+        }
+        // The message maps to no valid session (a 300-character chat id, say): retrying cannot
+        // change that, so the platform is told it arrived, as for other unacceptable messages.
+        Err(e) => {
+            console_warn!(
+                "moltlog bridge: {} message {} not appended: {e}",
+                platform.name(),
+                message.delivery_key
+            );
+            return Ok(rt::json(200, &ack)?);
+        }
+    };
     let event = serde_json::to_vec(&message.event_json()).map_err(|e| ApiError::internal(e.to_string()))?;
     let (status, answer) = append_to_session(env, &key, Actor::Bridge, event, interaction.as_ref()).await?;
     match status {

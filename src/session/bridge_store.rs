@@ -1,8 +1,8 @@
-//! The bridge's and the webhooks' rows in the session's SQLite (schema `0002_bridge.sql`):
-//! in-flight outbox markers, Discord interaction tokens, subscriptions and their delivery
-//! progress. All synchronous: callers read and write between awaits, never across one.
+//! The bridge's and the webhooks' rows in the session's SQLite (schemas `0002_bridge.sql`,
+//! `0003_outbox_parts.sql`): in-flight outbox markers, the parts of long replies delivered so
+//! far, Discord interaction tokens, subscriptions and their delivery progress. All synchronous: callers read and write between awaits, never across one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use worker::{SqlStorage, SqlStorageValue as V};
@@ -96,6 +96,36 @@ pub fn mark_uncertain(sql: &SqlStorage, seq: u64, attempt: u32) -> Result<(), Sq
 
 pub fn delete_inflight(sql: &SqlStorage, seq: u64) -> Result<(), SqlError> {
     exec(sql, "DELETE FROM outbox_inflight WHERE seq = ?", vec![int(seq)])?;
+    Ok(())
+}
+
+// --- parts of long replies ---
+
+/// The parts of outbox message `seq` the platform took so far, with their remote ids.
+pub fn parts_delivered(sql: &SqlStorage, seq: u64) -> Result<BTreeMap<u32, Option<String>>, SqlError> {
+    Ok(rows(sql, "SELECT part, remote_id FROM outbox_parts WHERE seq = ?", vec![int(seq)])?
+        .iter()
+        .map(|r| (u32::try_from(u(&r[0])).unwrap_or(u32::MAX), opt_s(&r[1])))
+        .collect())
+}
+
+/// Records that the platform took part `part` of `seq` (before the next part is sent).
+pub fn put_part(sql: &SqlStorage, seq: u64, part: u32, remote_id: Option<&str>) -> Result<(), SqlError> {
+    exec(
+        sql,
+        "INSERT OR IGNORE INTO outbox_parts (seq, part, remote_id) VALUES (?, ?, ?)",
+        vec![int(seq), int(u64::from(part)), remote_id.map_or(V::Null, text)],
+    )?;
+    Ok(())
+}
+
+/// The messages that have part rows.
+pub fn part_seqs(sql: &SqlStorage) -> Result<BTreeSet<u64>, SqlError> {
+    Ok(rows(sql, "SELECT DISTINCT seq FROM outbox_parts", vec![])?.iter().map(|r| u(&r[0])).collect())
+}
+
+pub fn delete_parts(sql: &SqlStorage, seq: u64) -> Result<(), SqlError> {
+    exec(sql, "DELETE FROM outbox_parts WHERE seq = ?", vec![int(seq)])?;
     Ok(())
 }
 

@@ -5,12 +5,16 @@
 //! 1. capture (synchronously): the entry, its attempt number, any marker an earlier send left;
 //! 2. settle an earlier send whose outcome is unknown (Slack lookup, or the policy);
 //! 3. store the in-flight marker (and a Discord claim), set the alarm as a safety net, then send;
+//!    a long reply is sent part by part, each part taken recorded (and its marker dropped)
+//!    before the next is marked and sent, starting at the first part not taken yet;
 //! 4. after the answer, reload the session if it was evicted meanwhile, append the receipt
 //!    (idempotency key `outbox:{seq}:{attempt}`, so a repeat appends nothing) and drop the
 //!    marker — unless no answer came, in which case the marker stays, flagged uncertain.
 
 use moltlog_core::engine::blob_object_key;
-use moltlog_core::event::{Actor, DeliveryReceipt, EventBody, Payload};
+use std::collections::BTreeMap;
+
+use moltlog_core::event::{Actor, DeliveryOutcome, DeliveryReceipt, EventBody, Payload};
 use moltlog_core::state::OutboxEntry;
 use moltlog_core::{AppendRequest, NewEvent};
 use worker::{console_log, console_warn};
@@ -21,7 +25,7 @@ use super::{SessionDO, append};
 use crate::bridge::config::OnUncertain;
 use crate::bridge::outbound::{self, Attempt, Backoff, HttpCall};
 use crate::bridge::outbox::{self, Inflight, Resolve, Route};
-use crate::bridge::{BridgeError, BridgePlatform, discord, slack, telegram};
+use crate::bridge::{BridgeError, BridgePlatform, discord, slack, split, telegram};
 use crate::http::ApiError;
 use crate::{net, rt};
 
@@ -35,6 +39,10 @@ pub(super) async fn run(so: &SessionDO) -> Result<(), ApiError> {
         let markers = store::inflight_all(&sql).map_err(sql_err)?;
         for seq in outbox::stale_markers(&l.state().outbox, &markers) {
             store::delete_inflight(&sql, seq).map_err(sql_err)?;
+        }
+        let with_parts = store::part_seqs(&sql).map_err(sql_err)?;
+        for seq in outbox::stale_parts(&l.state().outbox, &with_parts) {
+            store::delete_parts(&sql, seq).map_err(sql_err)?;
         }
         Ok(outbox::due(&l.state().outbox, &so.deliveries.sending.borrow(), now))
     })?;
@@ -54,6 +62,16 @@ struct Prepared {
     uncertain_since: Option<u64>,
     platform: BridgePlatform,
     interaction: Option<StoredInteraction>,
+    /// The session, for the parts' delivery ids.
+    key: String,
+    /// Parts of a long reply the platform took already, with their remote ids.
+    delivered: BTreeMap<u32, Option<String>>,
+}
+
+/// One part of the reply, as it goes out.
+struct Part<'a> {
+    index: u32,
+    text: &'a str,
     delivery_id: String,
 }
 
@@ -76,7 +94,8 @@ fn prepare(so: &SessionDO, seq: u64, now: u64) -> Result<Option<Prepared>, ApiEr
             uncertain_since: uncertain.then(|| marker.map_or(now, |m| m.started_ms)),
             platform,
             interaction,
-            delivery_id: outbound::delivery_id(l.key.as_str(), seq),
+            key: l.key.as_str().to_owned(),
+            delivered: store::parts_delivered(&sql, seq).map_err(sql_err)?,
             entry,
         }))
     })
@@ -121,28 +140,33 @@ async fn text(so: &SessionDO, p: &Prepared) -> Result<Result<String, Attempt>, A
     })
 }
 
-/// How the message goes out, and the request.
-fn build(so: &SessionDO, p: &Prepared, text: &str, now: u64) -> Result<(Route, HttpCall), BridgeError> {
+/// How a part goes out, and the request. The first part quotes the message answered (Telegram)
+/// and completes the Discord interaction; the others follow as plain messages.
+fn build(so: &SessionDO, p: &Prepared, part: &Part<'_>, now: u64) -> Result<(Route, HttpCall), BridgeError> {
     let cfg = &so.deliveries.bridge;
     let ch = &p.entry.channel;
+    let text = part.text;
+    let first = part.index == 0;
     Ok(match p.platform {
         BridgePlatform::Telegram => (
             Route::Telegram,
             telegram::send_call(
                 &cfg.telegram,
                 &ch.chat_id,
-                ch.message_id.as_deref(),
+                ch.message_id.as_deref().filter(|_| first),
                 ch.thread_id.as_deref(),
                 text,
             )?,
         ),
         BridgePlatform::Slack => (
             Route::Slack,
-            slack::send_call(&cfg.slack, &ch.chat_id, ch.thread_id.as_deref(), text, &p.delivery_id)?,
+            slack::send_call(&cfg.slack, &ch.chat_id, ch.thread_id.as_deref(), text, &part.delivery_id)?,
         ),
         BridgePlatform::Discord => match &p.interaction {
             Some(i)
-                if discord::token_usable(i.created_ms, now) && i.original_seq.is_none_or(|s| s == p.seq) =>
+                if first
+                    && discord::token_usable(i.created_ms, now)
+                    && i.original_seq.is_none_or(|s| s == p.seq) =>
             {
                 let call = discord::edit_original_call(
                     &cfg.discord,
@@ -154,7 +178,7 @@ fn build(so: &SessionDO, p: &Prepared, text: &str, now: u64) -> Result<(Route, H
             }
             _ => (
                 Route::DiscordCreate,
-                discord::create_message_call(&cfg.discord, &ch.chat_id, text, &p.delivery_id)?,
+                discord::create_message_call(&cfg.discord, &ch.chat_id, text, &part.delivery_id)?,
             ),
         },
     })
@@ -172,6 +196,7 @@ fn classify(route: Route, reply: &outbound::HttpReply) -> Attempt {
 async fn resolve(
     so: &SessionDO,
     p: &Prepared,
+    part: &Part<'_>,
     route: Route,
     since: u64,
 ) -> Result<Option<Attempt>, ApiError> {
@@ -195,11 +220,12 @@ async fn resolve(
                 // Still unknown: try again later, the marker stays.
                 Err(e) => return Ok(Some(Attempt::unknown(format!("looking for an earlier send: {e}")))),
             };
-            match slack::lookup_result(&reply, &p.delivery_id) {
+            match slack::lookup_result(&reply, &part.delivery_id) {
                 slack::Lookup::Found(ts) => {
                     console_log!(
-                        "moltlog outbox: seq {} was delivered before the runtime lost track (ts {ts})",
-                        p.seq
+                        "moltlog outbox: seq {} part {} was delivered before the runtime lost track (ts {ts})",
+                        p.seq,
+                        part.index
                     );
                     Ok(Some(Attempt::Delivered { remote_id: Some(ts) }))
                 }
@@ -216,21 +242,56 @@ async fn resolve(
     }
 }
 
-/// Makes the attempt; None when the message changed under it (nothing was sent, nothing to
-/// record: the next run looks again).
+/// Makes the attempt: every part not yet taken, in order. None when the message changed under
+/// it (nothing more was sent, nothing to record: the next run looks again).
 async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Option<Attempt>, ApiError> {
     let text = match text(so, p).await? {
         Ok(t) => t,
         Err(done) => return Ok(Some(done)),
     };
+    let parts = split::split(&text, outbox::part_limit(p.platform));
+    let mut first_remote = p.delivered.get(&0).cloned().flatten();
+    // An unknown outcome concerns the part that was in flight: the first one not taken.
+    let mut uncertain_since = p.uncertain_since;
+    for index in outbox::remaining_parts(parts.len(), &p.delivered) {
+        let part = Part {
+            index,
+            text: &parts[index as usize],
+            delivery_id: outbound::part_delivery_id(&p.key, p.seq, index),
+        };
+        match send_part(so, p, &part, uncertain_since.take()).await? {
+            None => return Ok(None),
+            Some(Attempt::Delivered { remote_id }) => {
+                let sql = so.state.storage().sql();
+                store::put_part(&sql, p.seq, index, remote_id.as_deref()).map_err(sql_err)?;
+                // Nothing is in flight between parts: a restart here resumes with the next part.
+                store::delete_inflight(&sql, p.seq).map_err(sql_err)?;
+                if index == 0 {
+                    first_remote = remote_id;
+                }
+            }
+            Some(failed) => return Ok(Some(failed)),
+        }
+    }
+    Ok(Some(Attempt::Delivered { remote_id: first_remote }))
+}
+
+/// Sends one part under the marker rules; None when the message changed under it.
+async fn send_part(
+    so: &SessionDO,
+    p: &Prepared,
+    part: &Part<'_>,
+    uncertain_since: Option<u64>,
+) -> Result<Option<Attempt>, ApiError> {
+    let text = part.text;
     let now = rt::now_ms();
-    let (mut route, mut call) = match build(so, p, &text, now) {
+    let (mut route, mut call) = match build(so, p, part, now) {
         Ok(rc) => rc,
         // Not configured (yet): the operator may add the secret, so this is retried.
         Err(e) => return Ok(Some(Attempt::Retry { error: e.to_string(), after_ms: None, uncertain: false })),
     };
-    if let Some(since) = p.uncertain_since
-        && let Some(done) = resolve(so, p, route, since).await?
+    if let Some(since) = uncertain_since
+        && let Some(done) = resolve(so, p, part, route, since).await?
     {
         return Ok(Some(done));
     }
@@ -248,8 +309,8 @@ async fn attempt(so: &SessionDO, p: &Prepared) -> Result<Option<Attempt>, ApiErr
             match discord::create_message_call(
                 &so.deliveries.bridge.discord,
                 &p.entry.channel.chat_id,
-                &text,
-                &p.delivery_id,
+                text,
+                &part.delivery_id,
             ) {
                 Ok(c) => (route, call) = (Route::DiscordCreate, c),
                 Err(e) => {
@@ -298,6 +359,7 @@ async fn settle(so: &SessionDO, p: &Prepared, result: Attempt) -> Result<(), Api
     let backoff = Backoff { base_ms: cfg.backoff_base_ms, max_ms: cfg.backoff_max_ms };
     let outcome =
         outbound::outcome(p.attempt, cfg.max_attempts, backoff, &result, rt::now_ms(), rt::entropy() as u64);
+    let last = matches!(outcome, DeliveryOutcome::Delivered { .. } | DeliveryOutcome::DeadLettered { .. });
     let receipt = DeliveryReceipt { outbox_seq: p.seq, attempt: p.attempt, outcome };
     let request = AppendRequest {
         actor: Actor::System,
@@ -319,6 +381,9 @@ async fn settle(so: &SessionDO, p: &Prepared, result: Attempt) -> Result<(), Api
     }
     if !unknown {
         store::delete_inflight(&sql, p.seq).map_err(sql_err)?;
+    }
+    if last {
+        store::delete_parts(&sql, p.seq).map_err(sql_err)?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ const SNAPSHOT_PART_BYTES: usize = 1 << 20;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../schemas/sql/0001_init.sql")),
     (2, include_str!("../../schemas/sql/0002_bridge.sql")),
+    (3, include_str!("../../schemas/sql/0003_outbox_parts.sql")),
 ];
 
 #[derive(Debug, Clone, thiserror::Error)]

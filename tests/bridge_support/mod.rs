@@ -261,6 +261,20 @@ pub fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+static SNOWFLAKE_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// A Discord snowflake id made `age_ms` ago, unique within the test process (its low bits
+/// count), as Discord gives each interaction.
+pub fn snowflake(age_ms: u64) -> String {
+    const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+    let seq = SNOWFLAKE_SEQ.fetch_add(1, Ordering::SeqCst) & 0x3f_ffff;
+    (((now_ms() - age_ms - DISCORD_EPOCH_MS) << 22) | seq).to_string()
+}
+
 // --- the platforms ---
 
 /// Telegram Bot API: `sendMessage` answers with a new message id.
