@@ -46,6 +46,9 @@ fn assert_invalid(r: &common::Reply, what: &str, param: &str) {
     assert!(message.starts_with(&format!("{param}: ")), "{what}: {message}");
 }
 
+/// A route to probe: the path up to the value, the parameter's name, the request's headers.
+type Probe = (String, &'static str, Vec<(&'static str, &'static str)>);
+
 #[test]
 fn every_numeric_parameter_is_checked_and_the_worker_keeps_serving() {
     let w = start();
@@ -79,7 +82,7 @@ fn every_numeric_parameter_is_checked_and_the_worker_keeps_serving() {
         })
         .collect();
 
-    let routes: Vec<(String, &str, Vec<(&str, &str)>)> = vec![
+    let routes: Vec<Probe> = vec![
         (format!("/v1/sessions/{k}/events?after="), "after", vec![]),
         (format!("/v1/sessions/{k}/events?limit="), "limit", vec![]),
         (

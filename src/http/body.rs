@@ -107,7 +107,7 @@ pub async fn read(req: &mut worker::Request, max_bytes: u64) -> Result<Vec<u8>, 
             js_sys::Reflect::get(&next, &"value".into()).map_err(js)?.unchecked_into();
         // Counted before it is copied: a chunk past the limit never enters Wasm memory.
         if let Err(e) = body.admit(u64::from(chunk.length())) {
-            let _ = reader.release_lock();
+            reader.release_lock();
             return Err(e.into());
         }
         body.push(&chunk.to_vec())?;
