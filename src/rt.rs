@@ -1,6 +1,5 @@
 //! Runtime glue for the Worker and its Durable Objects: clock, random bits, JSON responses, R2.
 
-use serde_json::Value;
 use wasm_bindgen::JsCast;
 use worker::{Bucket, Date, Headers, Response};
 
