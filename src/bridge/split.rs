@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(split("hello", 4096), ["hello"]);
         assert_eq!(split("", 4096), [""]);
         let exact = "x".repeat(4096);
-        assert_eq!(split(&exact, 4096), [exact.clone()]);
+        assert_eq!(split(&exact, 4096), [exact.as_str()]);
     }
 
     /// The reported case: 6,015 characters to Telegram were one clipped message.
