@@ -54,6 +54,7 @@ bench: build-test
 	cargo bench -p moltlog-core --bench engine
 	cargo run --profile bench -p moltlog-core --example figures
 	cargo bench -p moltlog --bench worker
+	cargo bench -p moltlog --bench session_memory
 	cargo bench -p moltlog-replay --bench verify
 
 fmt:

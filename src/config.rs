@@ -2,6 +2,7 @@
 //! Parsing is pure so it is tested natively.
 
 use moltlog_core::Limits;
+use moltlog_core::tail::TailLimits;
 
 /// Tunables of the session engine. Defaults suit production; tests shorten the intervals.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Delay before retrying failed background work (doubles up to 64x).
     pub retry_base_ms: u64,
+    /// Live-tail flow control: bytes in flight per socket, stall before a 1013 close.
+    pub tail: TailLimits,
+    /// Live-tail sockets one session accepts at once.
+    pub max_tails: u32,
 }
 
 impl Default for Config {
@@ -37,6 +42,8 @@ impl Default for Config {
             local_snapshots_kept: 2,
             max_request_bytes: 64 << 20,
             retry_base_ms: 5_000,
+            tail: TailLimits::default(),
+            max_tails: 32,
         }
     }
 }
@@ -73,15 +80,19 @@ impl Config {
         num("ARCHIVE_AFTER_MS", &mut c.archive_after_ms)?;
         num("MAX_REQUEST_BYTES", &mut c.max_request_bytes)?;
         num("RETRY_BASE_MS", &mut c.retry_base_ms)?;
+        num("TAIL_WINDOW_BYTES", &mut c.tail.window_bytes)?;
+        num("TAIL_STALL_MS", &mut c.tail.stall_ms)?;
         num("MAX_BATCH_BYTES", &mut c.limits.max_batch_bytes)?;
         num("MAX_BLOB_BYTES", &mut c.limits.max_blob_bytes)?;
         u32_var!("SEGMENT_MAX_EVENTS", c.segment_max_events);
         u32_var!("LOCAL_SNAPSHOTS_KEPT", c.local_snapshots_kept);
+        u32_var!("MAX_TAILS", c.max_tails);
         u32_var!("MAX_BATCH_EVENTS", c.limits.max_batch_events);
         u32_var!("MAX_EVENT_BYTES", c.limits.max_event_bytes);
         u32_var!("BLOB_THRESHOLD_BYTES", c.limits.blob_threshold_bytes);
         c.segment_max_events = c.segment_max_events.max(1);
         c.local_snapshots_kept = c.local_snapshots_kept.max(1);
+        c.tail.window_bytes = c.tail.window_bytes.max(1);
         Ok(c)
     }
 }
@@ -101,6 +112,23 @@ mod tests {
         assert_eq!(c.archive_after_ms, 250);
         assert_eq!(c.limits.max_batch_events, 10);
         assert_eq!(c.snapshot_every_events, Config::default().snapshot_every_events);
+    }
+
+    #[test]
+    fn tail_limits() {
+        let c = Config::from_vars(|n| match n {
+            "TAIL_WINDOW_BYTES" => Some("0".into()),
+            "TAIL_STALL_MS" => Some("500".into()),
+            "MAX_TAILS" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (c.tail.window_bytes, c.tail.stall_ms, c.max_tails),
+            (1, 500, 3),
+            "a zero window would stall every tail"
+        );
+        assert!(Config::from_vars(|n| (n == "MAX_TAILS").then(|| "4294967296".into())).is_err());
     }
 
     #[test]

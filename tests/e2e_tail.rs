@@ -1,13 +1,16 @@
 //! The live tail over a real WebSocket: backlog then live events; a client that reconnects with
 //! its last seq misses nothing and gets nothing twice, across evictions and runtime restarts.
+//! Flow control: sockets that never read cost workerd a bounded amount of memory, a slow
+//! consumer is closed with 1013 and a cursor it resumes from, and opening tails does not block
+//! appends.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Worker, chat, session_key};
+use common::{Options, Worker, chat, session_key};
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -119,5 +122,177 @@ fn concurrent_writers_reach_every_tail_in_order() {
     for t in &mut tails {
         t.read_until(40);
         assert_eq!(t.seqs, (1..=40).collect::<Vec<_>>());
+    }
+}
+
+/// Resident memory of the runtime's workerd processes (in the Worker's process group), in bytes.
+fn workerd_rss_bytes(w: &Worker) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let pgrp: i32 = rest.split_whitespace().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if pgrp != w.pgid() || !head.contains("(workerd") {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        total += kb * 1024;
+    }
+    assert!(total > 0, "no workerd process found in group {}", w.pgid());
+    total
+}
+
+fn connect_raw(w: &Worker, key: &str, after: u64) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, u16> {
+    match tungstenite::connect(w.ws_url(&format!("/v1/sessions/{key}/tail?after={after}"))) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connect tail: {e}"),
+    }
+}
+
+#[test]
+#[ignore = "slow: fills a 20 MB backlog"]
+fn thirty_sockets_that_never_read_cost_bounded_memory_and_do_not_block_appends() {
+    let w = Worker::start();
+    let k = session_key("tail-hoard");
+    // A 20 MB backlog: 340 events of 60 KB (under the 64 KiB blob threshold, so inline).
+    let text = "x".repeat(60_000);
+    for b in 0..4 {
+        let events: Vec<Value> = (0..85).map(|i| chat(&format!("{b}-{i} {text}"))).collect();
+        assert_eq!(w.append(&k, &json!({ "events": events })).status, 201);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let before = workerd_rss_bytes(&w);
+
+    // 32 tails open at once (8 at a time) while a writer keeps appending.
+    let opening = std::sync::atomic::AtomicBool::new(true);
+    let (sockets, slowest_append) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut slowest = Duration::ZERO;
+            let mut i = 0;
+            while opening.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                assert_eq!(w.append(&k, &chat(&format!("while-opening-{i}"))).status, 201);
+                slowest = slowest.max(t.elapsed());
+                i += 1;
+            }
+            slowest
+        });
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..4).map(|_| connect_raw(&w, &k, 0).expect("a tail under the cap")).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let sockets: Vec<_> = openers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(500));
+        opening.store(false, std::sync::atomic::Ordering::SeqCst);
+        (sockets, writer.join().unwrap())
+    });
+    assert_eq!(sockets.len(), 32);
+    assert!(slowest_append < Duration::from_secs(1), "an append took {slowest_append:?} while tails opened");
+    assert_eq!(connect_raw(&w, &k, 0).err(), Some(429), "the 33rd tail is refused");
+
+    std::thread::sleep(Duration::from_secs(2));
+    let after = workerd_rss_bytes(&w);
+    let grown = after.saturating_sub(before);
+    eprintln!("workerd RSS {} MB -> {} MB with 32 idle tails", before >> 20, after >> 20);
+    // Unbounded, each socket would hold its whole 20 MB backlog (640 MB); bounded, a window of
+    // 256 KiB plus one event each.
+    assert!(grown < 120 << 20, "32 non-reading tails grew workerd by {} MB", grown >> 20);
+    drop(sockets);
+}
+
+/// Reads text messages until `stop` says so, a read times out, or the socket closes; acks as
+/// `ack_every` says. Returns the close frame if one came.
+fn read_tail(
+    ws: &mut WebSocket<MaybeTlsStream<TcpStream>>,
+    seqs: &mut Vec<u64>,
+    mut ack: impl FnMut(u64) -> bool,
+    stop: impl Fn(&[u64]) -> bool,
+) -> Option<tungstenite::protocol::CloseFrame> {
+    while !stop(seqs) {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if let Some(seq) = v["seq"].as_u64() {
+                    seqs.push(seq);
+                    if ack(seq) {
+                        ws.send(Message::Text(json!({ "ack": seq }).to_string().into())).unwrap();
+                    }
+                } else {
+                    assert_eq!(v["type"], "live", "{v}");
+                }
+            }
+            Ok(Message::Close(frame)) => return frame,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("tail read: {e}"),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_slow_consumer_is_closed_with_1013_and_resumes_from_its_cursor_without_loss_or_duplicates() {
+    let vars = [("TAIL_WINDOW_BYTES", "16384"), ("TAIL_STALL_MS", "500")];
+    let w = Worker::start_with(Options {
+        vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    });
+    let k = session_key("tail-slow");
+    let text = "y".repeat(1000);
+    let events: Vec<Value> = (0..200).map(|i| chat(&format!("{i} {text}"))).collect();
+    assert_eq!(w.append(&k, &json!({ "events": events })).status, 201);
+
+    let mut ws = connect_raw(&w, &k, 0).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    }
+    // Acks every 10th event up to 50, then reads on without acking: the window fills.
+    let mut first = Vec::new();
+    let frame = read_tail(&mut ws, &mut first, |s| s % 10 == 0 && s <= 50, |_| false);
+    assert!(frame.is_none(), "closed before the stall: {frame:?}");
+    let got = *first.last().unwrap();
+    assert!((51..200).contains(&got), "the window bounds what was sent unacked: got up to {got}");
+    // The stall has lasted past TAIL_STALL_MS; the next commit finds it and closes the socket.
+    assert_eq!(w.append(&k, &chat("after the stall")).status, 201);
+    let frame = read_tail(&mut ws, &mut first, |_| false, |_| false).expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1013, "{frame:?}");
+    let reason: Value = serde_json::from_str(&frame.reason).unwrap();
+    assert_eq!(reason, json!({"code": "slow_consumer", "after": 50}));
+    assert_eq!(first, (1..=got).collect::<Vec<_>>(), "in order, no gaps, until the window closed");
+
+    // Resume from the cursor, acking everything: the whole rest arrives once, window by window.
+    let mut ws = connect_raw(&w, &k, 50).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    let mut second = Vec::new();
+    let frame = read_tail(&mut ws, &mut second, |_| true, |s| s.last() == Some(&201));
+    assert!(frame.is_none(), "{frame:?}");
+    let mut all: Vec<u64> = first.into_iter().filter(|&s| s <= 50).collect();
+    all.extend(second);
+    assert_eq!(all, (1..=201).collect::<Vec<_>>());
+
+    // The protocol's errors answer in band.
+    ws.send(Message::Text(json!({"ack": 9999}).to_string().into())).unwrap();
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) if t.contains(r#""type":"live""#) => {}
+            Message::Text(t) => break assert!(t.contains(r#""code":"bad_ack""#), "{t}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod segment;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod tail;
 pub mod verify;
 
 pub use chain::Hash;

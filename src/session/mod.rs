@@ -88,7 +88,7 @@ impl worker::DurableObject for SessionDO {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        tail::on_message(self, &ws, message);
+        tail::on_message(self, &ws, message).await;
         Ok(())
     }
 

@@ -1,26 +1,40 @@
 //! `GET /v1/sessions/{key}/tail?after=SEQ`: a WebSocket (hibernation API) that receives the
 //! backlog after the client's cursor, then every new event as it is committed.
 //!
-//! Each socket carries its cursor (the last seq sent) as its attachment, so it survives the
-//! object hibernating. Backlog and live sends are synchronous with the commits, so a client that
+//! Flow control (`moltlog_core::tail`): the runtime buffers in memory whatever a socket is sent
+//! and its client does not read, so a socket is sent at most `TAIL_WINDOW_BYTES` (plus one
+//! event) beyond what its client acknowledged with `{"ack":SEQ}`. The backlog is paged from the
+//! store as acks open the window, never loaded whole, so opening a tail costs one window of work.
+//! A client whose window stays full with no progress for `TAIL_STALL_MS` is closed with 1013 and
+//! the reason `{"code":"slow_consumer","after":N}`: it resumes with `?after=N`.
+//!
+//! Each socket carries its flow state (cursor, acks, in-flight bytes) as its attachment, so it
+//! survives the object hibernating. Sends are synchronous with the commits, so a client that
 //! reconnects with its last seq misses nothing and gets nothing twice.
 
 use moltlog_core::engine::AppendPlan;
+use moltlog_core::store::LogStore;
+use moltlog_core::tail::{Decision, TailFlow};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use worker::{Request, Response, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::SessionDO;
 use super::read::record_json;
 use crate::http::ApiError;
-use moltlog_core::store::LogStore;
+use crate::rt;
 
-/// Events per store read while sending a backlog.
-const PAGE: u32 = 500;
+/// Events per store read. A read stops at the window, so this bounds the work of one step.
+const PAGE_EVENTS: u32 = 16;
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
-struct Cursor {
-    /// The last seq this socket was sent.
-    after: u64,
+/// A socket's attachment.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Socket {
+    flow: TailFlow,
+    /// The head when the socket opened: `{"type":"live"}` goes out once the backlog reached it.
+    live_at: Option<u64>,
+    /// Closed by us (slow consumer or failed send): nothing more is sent.
+    closed: bool,
 }
 
 pub(super) fn has_clients(so: &SessionDO) -> bool {
@@ -36,42 +50,88 @@ pub(super) fn render(plan: &AppendPlan) -> Vec<String> {
         .collect()
 }
 
-/// Sends events from `cursor.after + 1` up to the head from the store.
-fn send_from_store(so: &SessionDO, ws: &WebSocket, mut after: u64, head: u64) -> Result<u64, ApiError> {
-    while after < head {
-        let page =
-            so.with_live(|l| l.store.read(after + 1, PAGE).map_err(|e| ApiError::internal(e.to_string())))?;
-        let Some(last) = page.last().map(|r| r.seq) else { break };
-        for rec in &page {
-            ws.send_with_str(record_json(rec)?.to_string())?;
+/// Rendered messages of the events from `first_seq` on, just committed.
+type Fresh<'a> = Option<(u64, &'a [String])>;
+
+/// Sends what the window allows up to `head`: from `fresh` where it covers, else from the store.
+/// Returns false if it closed the socket.
+fn pump(
+    so: &SessionDO,
+    ws: &WebSocket,
+    sock: &mut Socket,
+    head: u64,
+    fresh: Fresh,
+) -> Result<bool, ApiError> {
+    let limits = so.cfg.tail;
+    let now_ms = rt::now_ms();
+    loop {
+        if let Some(at) = sock.live_at
+            && sock.flow.sent >= at
+        {
+            ws.send_with_str(json!({"type": "live", "head_seq": at}).to_string())?;
+            sock.live_at = None;
         }
-        after = last;
+        match sock.flow.decide(head, now_ms, &limits) {
+            Decision::Wait => return Ok(true),
+            Decision::Close { after } => {
+                sock.closed = true;
+                let reason = json!({"code": "slow_consumer", "after": after}).to_string();
+                let _ = ws.close(Some(1013), Some(reason));
+                return Ok(false);
+            }
+            Decision::Send => {}
+        }
+        let next = sock.flow.sent + 1;
+        if let Some((first, messages)) = fresh
+            && next >= first
+        {
+            let m = usize::try_from(next - first).ok().and_then(|i| messages.get(i));
+            let m = m.ok_or_else(|| ApiError::internal("tail: fresh events do not reach the head"))?;
+            ws.send_with_str(m)?;
+            sock.flow.on_sent(next, m.len() as u64, &limits);
+            continue;
+        }
+        let upto = fresh.map_or(head, |(first, _)| first - 1);
+        let page =
+            so.with_live(|l| l.store.read(next, PAGE_EVENTS).map_err(|e| ApiError::internal(e.to_string())))?;
+        if page.first().map(|r| r.seq) != Some(next) {
+            return Err(ApiError::internal(format!("tail: the store has no seq {next}")));
+        }
+        for rec in page.iter().take_while(|r| r.seq <= upto) {
+            if rec.seq != sock.flow.sent + 1 {
+                return Err(ApiError::internal(format!("tail: store read skipped to seq {}", rec.seq)));
+            }
+            let m = record_json(rec)?.to_string();
+            ws.send_with_str(&m)?;
+            sock.flow.on_sent(rec.seq, m.len() as u64, &limits);
+            if sock.flow.decide(head, now_ms, &limits) != Decision::Send {
+                break;
+            }
+        }
     }
-    Ok(after)
+}
+
+/// Pumps one socket and saves its state; a failure closes it (the client resumes from its seq).
+fn step(so: &SessionDO, ws: &WebSocket, mut sock: Socket, head: u64, fresh: Fresh) {
+    let result = pump(so, ws, &mut sock, head, fresh);
+    if result.is_err() {
+        sock.closed = true;
+    }
+    let saved = ws.serialize_attachment(&sock);
+    if result.is_err() || saved.is_err() {
+        let _ = ws.close(Some(1011), Some("tail send failed; reconnect with your last seq"));
+    }
+}
+
+fn socket_of(ws: &WebSocket) -> Option<Socket> {
+    ws.deserialize_attachment::<Socket>().ok().flatten().filter(|s| !s.closed)
 }
 
 pub(super) fn broadcast(so: &SessionDO, first_seq: u64, messages: &[String]) {
-    let last_seq = first_seq + messages.len() as u64 - 1;
+    let Some(last_seq) = (first_seq + messages.len() as u64).checked_sub(1) else { return };
     for ws in so.state.get_websockets() {
-        let Ok(Some(cursor)) = ws.deserialize_attachment::<Cursor>() else { continue };
-        if cursor.after >= last_seq {
-            continue;
-        }
-        let result = (|| -> Result<(), ApiError> {
-            let mut after = cursor.after;
-            if after + 1 < first_seq {
-                after = send_from_store(so, &ws, after, first_seq - 1)?;
-            }
-            let skip = (after + 1).saturating_sub(first_seq) as usize;
-            for m in &messages[skip.min(messages.len())..] {
-                ws.send_with_str(m)?;
-            }
-            ws.serialize_attachment(Cursor { after: last_seq })?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = ws.close(Some(1011), Some("tail send failed; reconnect with your last seq"));
-        }
+        let Some(sock) = socket_of(&ws) else { continue };
+        step(so, &ws, sock, last_seq, Some((first_seq, messages)));
     }
 }
 
@@ -86,21 +146,56 @@ pub(super) fn accept(so: &SessionDO, req: &Request) -> Result<Response, ApiError
             "the tail is a WebSocket: send Upgrade: websocket",
         ));
     }
+    let open = so.state.get_websockets().iter().filter(|ws| socket_of(ws).is_some()).count();
+    if open >= so.cfg.max_tails as usize {
+        return Err(ApiError::new(
+            429,
+            "too_many_tails",
+            format!("this session already has {open} tails open (at most {})", so.cfg.max_tails),
+        ));
+    }
     let head = so.with_live(|l| Ok(l.engine.head().seq))?;
     let pair = WebSocketPair::new()?;
     so.state.accept_web_socket(&pair.server);
-    let sent = send_from_store(so, &pair.server, after.min(head), head)?;
-    pair.server.serialize_attachment(Cursor { after: sent.max(after.min(head)) })?;
-    pair.server.send_with_str(serde_json::json!({"type": "live", "head_seq": head}).to_string())?;
+    let sock = Socket { flow: TailFlow::starting_after(after.min(head)), live_at: Some(head), closed: false };
+    step(so, &pair.server, sock, head, None);
     Ok(Response::from_websocket(pair.client)?)
 }
 
-pub(super) fn on_message(_so: &SessionDO, ws: &WebSocket, message: WebSocketIncomingMessage) {
-    if let WebSocketIncomingMessage::String(s) = message
-        && s.trim() == "ping"
-    {
+fn send_error(ws: &WebSocket, code: &str, message: &str) {
+    let _ =
+        ws.send_with_str(json!({"type": "error", "error": {"code": code, "message": message}}).to_string());
+}
+
+#[derive(Deserialize)]
+struct Ack {
+    ack: u64,
+}
+
+/// `ping` answers `pong`; `{"ack":SEQ}` credits the window and sends what it now allows.
+pub(super) async fn on_message(so: &SessionDO, ws: &WebSocket, message: WebSocketIncomingMessage) {
+    let WebSocketIncomingMessage::String(text) = message else {
+        return send_error(ws, "bad_message", "send \"ping\" or {\"ack\":SEQ} as text");
+    };
+    let text = text.trim();
+    if text == "ping" {
         let _ = ws.send_with_str("pong");
+        return;
     }
+    let Ok(Ack { ack }) = serde_json::from_str::<Ack>(text) else {
+        return send_error(ws, "bad_message", "send \"ping\" or {\"ack\":SEQ}");
+    };
+    // The object may have hibernated: load the session first, then read the socket's state (no
+    // await between reading and saving it, so a commit cannot interleave).
+    if so.ensure_live(None).await.is_err() {
+        return send_error(ws, "not_loaded", "the session could not be loaded; ack again");
+    }
+    let Some(mut sock) = socket_of(ws) else { return };
+    if let Err(e) = sock.flow.on_ack(ack, rt::now_ms(), &so.cfg.tail) {
+        return send_error(ws, "bad_ack", &e.to_string());
+    }
+    let Ok(head) = so.with_live(|l| Ok(l.engine.head().seq)) else { return };
+    step(so, ws, sock, head, None);
 }
 
 pub(super) fn on_close(ws: &WebSocket, code: usize, reason: &str) {

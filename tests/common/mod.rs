@@ -167,8 +167,13 @@ impl Worker {
             .arg("--show-interactive-dev-session=false")
             .arg("--log-level")
             .arg("log");
-        let mut vars: Vec<(String, String)> =
-            TEST_VARS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Production intervals keep only the dev-mode switch of the test defaults.
+        let production = self.opts.production_intervals;
+        let mut vars: Vec<(String, String)> = TEST_VARS
+            .iter()
+            .filter(|(k, _)| !production || *k == "MOLTLOG_DEV_MODE")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         vars.extend(self.opts.vars.iter().cloned());
         for (k, v) in vars {
             cmd.arg("--var").arg(format!("{k}:{v}"));
