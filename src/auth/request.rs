@@ -3,10 +3,15 @@
 //! `Authorization: Bearer …` wins (a machine behind Access may carry both); then the Access JWT
 //! from `Cf-Access-Jwt-Assertion` (set by Access at the edge), then the `CF_Authorization`
 //! cookie. The cookie is a browser's ambient credential that a foreign page can make the browser
-//! send, so it counts cross-site (foreign `Origin`) only where the same-origin policy keeps that
-//! page from seeing the answer: a plain GET or HEAD, not a write, not a WebSocket upgrade.
+//! send, so it counts cross-site (foreign `Origin`, or `Sec-Fetch-Site: cross-site|same-site`)
+//! only where the same-origin policy keeps that page from seeing the answer and nothing changes:
+//! a plain GET or HEAD, not a write, not a WebSocket upgrade, not a GET that changes state (the
+//! CDP proxy's `json/new` and `json/close`, see [`changes_state`]). A cross-site GET sends no
+//! `Origin`, so `Sec-Fetch-Site` is what tells it apart there.
 
 use moltlog_core::event::Actor;
+
+use crate::api::route::{CdpRoute, Route};
 
 /// The header Access adds to every request it lets through.
 pub const ACCESS_JWT_HEADER: &str = "cf-access-jwt-assertion";
@@ -34,8 +39,11 @@ pub struct Facts<'a> {
     pub access_jwt: Option<&'a str>,
     pub cookie: Option<&'a str>,
     pub origin: Option<&'a str>,
-    /// GET or HEAD and not a WebSocket upgrade: a foreign page cannot read the answer.
+    /// A GET or HEAD that changes nothing and is not a WebSocket upgrade: a foreign page cannot
+    /// read the answer (see [`cors_protected`]).
     pub cors_protected: bool,
+    /// `Sec-Fetch-Site` as the browser sent it.
+    pub fetch_site: Option<&'a str>,
     /// `scheme://host[:port]` of the request URL.
     pub own_origin: &'a str,
     /// `?token=` on a route whose clients can only carry credentials in the URL (CDP).
@@ -67,11 +75,27 @@ pub fn presented(f: &Facts<'_>) -> Presented {
     if let Some(jwt) = f.access_jwt.map(str::trim).filter(|j| !j.is_empty()) {
         return Presented::AccessJwt(jwt.to_owned());
     }
-    let same_site = f.cors_protected || f.origin.is_none_or(|o| o.eq_ignore_ascii_case(f.own_origin));
+    let foreign_origin = f.origin.is_some_and(|o| !o.eq_ignore_ascii_case(f.own_origin));
+    let foreign_fetch = f.fetch_site.is_some_and(|s| {
+        s.trim().eq_ignore_ascii_case("cross-site") || s.trim().eq_ignore_ascii_case("same-site")
+    });
+    let same_site = f.cors_protected || !(foreign_origin || foreign_fetch);
     match f.cookie.and_then(|c| cookie(c, ACCESS_COOKIE)) {
         Some(jwt) if same_site => Presented::AccessJwt(jwt.to_owned()),
         _ => Presented::Nothing,
     }
+}
+
+/// GET routes that change state: a cross-site page can make the browser send them (a link, an
+/// image) without reading the answer, so they are writes as far as the cookie is concerned.
+pub fn changes_state(route: &Route) -> bool {
+    matches!(route, Route::Cdp(_, CdpRoute::New | CdpRoute::Close(_)))
+}
+
+/// Whether the same-origin policy alone keeps a request harmless: a GET or HEAD, not a WebSocket
+/// upgrade, on a route that changes nothing.
+pub fn cors_protected(get_or_head: bool, websocket: bool, route: &Route) -> bool {
+    get_or_head && !websocket && !changes_state(route)
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -148,6 +172,38 @@ mod tests {
         assert_eq!(presented(&Facts { origin: Some("https://evil.example"), ..post }), Presented::Nothing);
         assert_eq!(presented(&Facts { origin: Some(ME), ..post }), Presented::AccessJwt("c.p.s".into()));
         assert_eq!(presented(&post), Presented::AccessJwt("c.p.s".into()));
+    }
+
+    /// `GET /cdp/{key}/json/new?{url}` opens a tab: a cross-site link or image must not do it
+    /// with the Access cookie. Such GETs carry no `Origin`; `Sec-Fetch-Site` says cross-site.
+    #[test]
+    fn the_cookie_does_not_authorize_cross_site_state_changing_gets() {
+        use crate::api::route::{Method, parse};
+        let at = |path: &str| parse(Method::Get, path).unwrap();
+        let new = at("/cdp/agent:main:1/json/new");
+        let close = at("/cdp/agent:main:1/json/close/T1");
+        assert!(!cors_protected(true, false, &new) && !cors_protected(true, false, &close));
+        assert!(cors_protected(true, false, &at("/cdp/agent:main:1/json/version")));
+        assert!(cors_protected(true, false, &at("/cdp/agent:main:1/json/list")));
+        assert!(!cors_protected(true, true, &at("/cdp/agent:main:1/devtools/browser")));
+        let get = Facts {
+            cookie: Some("CF_Authorization=c.p.s"),
+            cors_protected: cors_protected(true, false, &new),
+            ..facts()
+        };
+        for site in ["cross-site", "same-site", "Cross-Site"] {
+            assert_eq!(presented(&Facts { fetch_site: Some(site), ..get }), Presented::Nothing, "{site}");
+        }
+        for site in ["same-origin", "none"] {
+            assert_eq!(
+                presented(&Facts { fetch_site: Some(site), ..get }),
+                Presented::AccessJwt("c.p.s".into())
+            );
+        }
+        assert_eq!(presented(&Facts { origin: Some("https://evil.example"), ..get }), Presented::Nothing);
+        // Reads stay readable with the cookie from a link: the page cannot see the answer.
+        let read = Facts { cors_protected: true, fetch_site: Some("cross-site"), ..get };
+        assert_eq!(presented(&read), Presented::AccessJwt("c.p.s".into()));
     }
 
     #[test]

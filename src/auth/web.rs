@@ -116,6 +116,7 @@ struct Incoming {
     origin: Option<String>,
     dev_actor: Option<String>,
     cors_protected: bool,
+    fetch_site: Option<String>,
     own_origin: String,
     loopback: bool,
     query_token: Option<String>,
@@ -141,8 +142,12 @@ impl Incoming {
             cookie: h.get("cookie")?,
             origin: h.get("origin")?,
             dev_actor: h.get(request::DEV_ACTOR_HEADER)?,
-            cors_protected: matches!(req.method(), worker::Method::Get | worker::Method::Head)
-                && !h.get("upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+            cors_protected: request::cors_protected(
+                matches!(req.method(), worker::Method::Get | worker::Method::Head),
+                h.get("upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+                route,
+            ),
+            fetch_site: h.get("sec-fetch-site")?,
             own_origin: url.origin().ascii_serialization(),
             loopback: request::is_loopback_host(url.host_str().unwrap_or("")),
         })
@@ -159,6 +164,7 @@ async fn identify(inc: &Incoming, cfg: &AuthConfig, route: &Route) -> Result<Ide
         cookie: inc.cookie.as_deref(),
         origin: inc.origin.as_deref(),
         cors_protected: inc.cors_protected,
+        fetch_site: inc.fetch_site.as_deref(),
         own_origin: &inc.own_origin,
     };
     let dev = match (cfg.dev_mode, inc.loopback) {

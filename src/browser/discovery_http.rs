@@ -42,8 +42,11 @@ fn public_base(req: &Request) -> Result<PublicBase, ApiError> {
     ))
 }
 
-pub(super) fn version(req: &Request) -> Result<Response, ApiError> {
-    Ok(rt::json(200, &discovery::version(&public_base(req)?, None, None))?)
+/// `/json/version` with the upstream browser's own product and user agent (clients read the
+/// browser version from it), from `Browser.getVersion`.
+pub(super) async fn version(so: &BrowserDO, req: &Request) -> Result<Response, ApiError> {
+    let result = one_command(so, "Browser.getVersion", json!({})).await?;
+    Ok(rt::json(200, &discovery::version_from(&public_base(req)?, &result))?)
 }
 
 /// The result of a command's answer, or its error.

@@ -94,10 +94,7 @@ impl BrowserDO {
         };
         let key = key.as_str().to_owned();
         match route {
-            CdpRoute::Version => {
-                self.upstream()?; // a misconfiguration shows here, not only at the socket
-                discovery_http::version(&req)
-            }
+            CdpRoute::Version => discovery_http::version(self, &req).await,
             CdpRoute::List => discovery_http::list(self, &req).await,
             CdpRoute::New => discovery_http::new_target(self, &req, &key).await,
             CdpRoute::Close(id) => discovery_http::close_target(self, &key, &id).await,

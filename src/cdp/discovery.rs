@@ -48,14 +48,38 @@ fn encode_query_value(v: &str) -> String {
     out
 }
 
-/// `/json/version`. `browser` is the upstream's product string when known.
-pub fn version(base: &PublicBase, browser: Option<&str>, user_agent: Option<&str>) -> Value {
-    json!({
-        "Browser": browser.unwrap_or("moltlog CDP proxy"),
-        "Protocol-Version": "1.3",
-        "User-Agent": user_agent.unwrap_or(""),
+/// `/json/version` as Chrome answers it, with the socket URL pointing at the proxy. `browser`,
+/// `protocol` and `user_agent` are the upstream browser's own.
+pub fn version(
+    base: &PublicBase,
+    browser: &str,
+    protocol: &str,
+    user_agent: &str,
+    v8: Option<&str>,
+) -> Value {
+    let mut v = json!({
+        "Browser": browser,
+        "Protocol-Version": protocol,
+        "User-Agent": user_agent,
         "webSocketDebuggerUrl": base.browser_ws(),
-    })
+    });
+    if let Some(v8) = v8 {
+        v["V8-Version"] = v8.into();
+    }
+    v
+}
+
+/// `/json/version` from a `Browser.getVersion` result (`product`, `protocolVersion`,
+/// `userAgent`, `jsVersion`); a field the browser left out falls back to a neutral value.
+pub fn version_from(base: &PublicBase, get_version_result: &Value) -> Value {
+    let field = |name: &str| get_version_result.get(name).and_then(Value::as_str);
+    version(
+        base,
+        field("product").unwrap_or("moltlog CDP proxy"),
+        field("protocolVersion").unwrap_or("1.3"),
+        field("userAgent").unwrap_or(""),
+        field("jsVersion"),
+    )
 }
 
 /// `Target.TargetInfo`, the fields the documents need.
@@ -117,9 +141,29 @@ mod tests {
         );
         let local = PublicBase::new("http", "127.0.0.1:8787", "/cdp/k", None);
         assert_eq!(
-            version(&local, None, None)["webSocketDebuggerUrl"],
+            version_from(&local, &json!({}))["webSocketDebuggerUrl"],
             "ws://127.0.0.1:8787/cdp/k/devtools/browser"
         );
+    }
+
+    /// What Chromium answers to `Browser.getVersion`, passed through.
+    #[test]
+    fn version_is_the_upstream_browsers() {
+        let got = json!({
+            "protocolVersion": "1.3",
+            "product": "HeadlessChrome/131.0.6778.85",
+            "revision": "@3d81e41b6f3ac8bcae63b32e8145c9eb0cd60a2d",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.6778.85 Safari/537.36",
+            "jsVersion": "13.1.201.9",
+        });
+        let v = version_from(&base(), &got);
+        assert_eq!(v["Browser"], "HeadlessChrome/131.0.6778.85");
+        assert_eq!(v["User-Agent"], got["userAgent"]);
+        assert_eq!(
+            (v["Protocol-Version"].as_str(), v["V8-Version"].as_str()),
+            (Some("1.3"), Some("13.1.201.9"))
+        );
+        assert_eq!(v["webSocketDebuggerUrl"], base().browser_ws());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `WEBHOOK_BATCH_EVENTS` | 100 | most events in one delivery |
 //! | `WEBHOOK_TIMEOUT_MS` | 10000 | how long one delivery may take |
 //! | `WEBHOOKS_ALLOW_HTTP` | 0 | accept `http://` subscriber URLs (local testing only) |
+//! | `WEBHOOKS_ALLOW_PRIVATE` | 0 | accept and deliver to loopback, private, link-local and metadata hosts (local testing only) |
 //! | `SUBSCRIPTIONS_CACHE_MS` | 30000 | how long a session trusts its copy of the all-sessions subscriptions |
 
 use std::collections::BTreeMap;
@@ -67,7 +68,16 @@ pub struct HooksConfig {
     pub batch_events: u32,
     pub timeout_ms: u64,
     pub allow_http: bool,
+    /// Subscriber URLs may name non-public hosts (see `address`).
+    pub allow_private: bool,
     pub cache_ms: u64,
+}
+
+/// Which subscriber URLs are accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UrlPolicy {
+    pub allow_http: bool,
+    pub allow_private: bool,
 }
 
 impl Default for HooksConfig {
@@ -81,6 +91,7 @@ impl Default for HooksConfig {
             batch_events: 100,
             timeout_ms: 10_000,
             allow_http: false,
+            allow_private: false,
             cache_ms: 30_000,
         }
     }
@@ -126,6 +137,10 @@ pub fn parse_hooks(json: &str) -> Result<BTreeMap<String, Hook>, HooksConfigErro
 }
 
 impl HooksConfig {
+    pub fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy { allow_http: self.allow_http, allow_private: self.allow_private }
+    }
+
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<HooksConfig, HooksConfigError> {
         let mut c = HooksConfig::default();
         if let Some(h) = var("HOOKS").filter(|h| !h.trim().is_empty()) {
@@ -138,7 +153,9 @@ impl HooksConfig {
         num(&var, "WEBHOOK_BATCH_EVENTS", &mut c.batch_events)?;
         num(&var, "WEBHOOK_TIMEOUT_MS", &mut c.timeout_ms)?;
         num(&var, "SUBSCRIPTIONS_CACHE_MS", &mut c.cache_ms)?;
-        c.allow_http = var("WEBHOOKS_ALLOW_HTTP").is_some_and(|v| matches!(v.trim(), "1" | "true"));
+        let flag = |n: &str| var(n).is_some_and(|v| matches!(v.trim(), "1" | "true"));
+        c.allow_http = flag("WEBHOOKS_ALLOW_HTTP");
+        c.allow_private = flag("WEBHOOKS_ALLOW_PRIVATE");
         c.max_attempts = c.max_attempts.max(1);
         c.backoff_base_ms = c.backoff_base_ms.max(1);
         c.backoff_max_ms = c.backoff_max_ms.max(c.backoff_base_ms);
@@ -177,7 +194,9 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!((c.max_attempts, c.allow_http, c.batch_events), (3, true, 100));
+        assert_eq!((c.max_attempts, c.allow_http, c.allow_private, c.batch_events), (3, true, false, 100));
+        let local = HooksConfig::from_vars(|n| (n == "WEBHOOKS_ALLOW_PRIVATE").then(|| "1".into())).unwrap();
+        assert_eq!(local.url_policy(), UrlPolicy { allow_http: false, allow_private: true });
         assert!(HooksConfig::from_vars(|n| (n == "HOOK_MAX_BYTES").then(|| "big".into())).is_err());
     }
 }

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use super::config::{Hook, HookKind};
 use super::signature::{self, SignatureError};
+use super::standard::{self, StandardError};
 use crate::sig::{hmac_sha256, hmac_sha256_matches};
 
 pub const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
@@ -23,6 +24,8 @@ pub enum HookError {
     BadSignature(String),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Standard(#[from] StandardError),
     #[error("malformed delivery: {0}")]
     Malformed(String),
     #[error("the payload is neither JSON nor UTF-8 text")]
@@ -36,7 +39,7 @@ impl HookError {
         match self {
             HookError::Unknown(_) => 404,
             HookError::NoSecret(_) => 503,
-            HookError::BadSignature(_) | HookError::Signature(_) => 401,
+            HookError::BadSignature(_) | HookError::Signature(_) | HookError::Standard(_) => 401,
             HookError::Malformed(_) => 400,
             HookError::NotText => 415,
             HookError::TooLarge { .. } => 413,
@@ -50,6 +53,8 @@ impl HookError {
             HookError::BadSignature(_) => "bad_signature",
             HookError::Signature(SignatureError::Stale { .. }) => "stale_timestamp",
             HookError::Signature(_) => "bad_signature",
+            HookError::Standard(StandardError::Stale { .. }) => "stale_timestamp",
+            HookError::Standard(_) => "bad_signature",
             HookError::Malformed(_) => "invalid_json",
             HookError::NotText => "unsupported_media_type",
             HookError::TooLarge { .. } => "request_too_large",
@@ -89,17 +94,30 @@ pub fn verify(
                 .ok_or_else(|| HookError::Malformed("X-GitHub-Delivery is missing".into()))?;
             Ok(Delivery { delivery_id: delivery_id.trim().to_owned(), event_type: header(GITHUB_EVENT) })
         }
+        HookKind::Hmac if header(standard::SIGNATURE).is_some() => {
+            // Standard Webhooks: the id is signed, so it de-duplicates retries and replays alike.
+            let v = standard::verify(
+                &standard::key(secret),
+                header(standard::ID).as_deref(),
+                header(standard::TIMESTAMP).as_deref(),
+                header(standard::SIGNATURE).as_deref(),
+                body,
+                now_s,
+                hook.tolerance_s,
+            )?;
+            Ok(Delivery { delivery_id: v.id, event_type: header(EVENT_HEADER) })
+        }
         HookKind::Hmac => {
             let sig = header(signature::HEADER);
             let t = signature::verify(secret.as_bytes(), sig.as_deref(), body, now_s, hook.tolerance_s)?;
-            // Without a sender's id, the signed bytes identify the delivery: an exact replay
-            // inside the window is the same delivery.
-            let delivery_id = header(DELIVERY_HEADER).filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
-                hex::encode(
-                    &hmac_sha256(b"moltlog.hook.delivery", &[t.to_string().as_bytes(), b".", body])[..16],
-                )
-            });
-            Ok(Delivery { delivery_id: delivery_id.trim().to_owned(), event_type: header(EVENT_HEADER) })
+            // `Moltlog-Delivery` is not signed: a captured request resent with a new value would
+            // pass for a new delivery. The signed bytes identify it instead, so an exact replay
+            // inside the window is the same delivery (senders that retry with a fresh timestamp
+            // and want one event use Standard Webhooks, whose id is signed).
+            let delivery_id = hex::encode(
+                &hmac_sha256(b"moltlog.hook.delivery", &[t.to_string().as_bytes(), b".", body])[..16],
+            );
+            Ok(Delivery { delivery_id, event_type: header(EVENT_HEADER) })
         }
     }
 }
@@ -207,10 +225,49 @@ mod tests {
         assert_eq!(d1, d2, "a replay is the same delivery");
         let e = verify(&hook(HookKind::Hmac), "k", &h, b"{}", 2000).unwrap_err();
         assert_eq!((e.status(), e.code()), (401, "stale_timestamp"));
-        let with_id =
-            headers(&[("Moltlog-Signature", &sig), ("Moltlog-Delivery", "d-9"), ("Moltlog-Event", "build")]);
-        let d = verify(&hook(HookKind::Hmac), "k", &with_id, b"{}", 1000).unwrap();
-        assert_eq!((d.delivery_id.as_str(), d.event_type.as_deref()), ("d-9", Some("build")));
+        let with_event = headers(&[("Moltlog-Signature", &sig), ("Moltlog-Event", "build")]);
+        let d = verify(&hook(HookKind::Hmac), "k", &with_event, b"{}", 1000).unwrap();
+        assert_eq!(
+            (d.delivery_id.as_str(), d.event_type.as_deref()),
+            (d1.delivery_id.as_str(), Some("build"))
+        );
+        let other = headers(&[("Moltlog-Signature", &signature::sign(b"k", 1001, b"{}"))]);
+        assert_ne!(verify(&hook(HookKind::Hmac), "k", &other, b"{}", 1001).unwrap(), d1);
+    }
+
+    /// The unsigned `Moltlog-Delivery` header cannot turn a replayed request into a new delivery.
+    #[test]
+    fn a_new_delivery_header_does_not_make_a_replay_new() {
+        let sig = signature::sign(b"k", 1000, b"{}");
+        let ids: Vec<String> = ["d-1", "d-2", ""]
+            .into_iter()
+            .map(|d| {
+                let h = headers(&[("Moltlog-Signature", &sig), ("Moltlog-Delivery", d)]);
+                verify(&hook(HookKind::Hmac), "k", &h, b"{}", 1000).unwrap().delivery_id
+            })
+            .collect();
+        assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
+    }
+
+    #[test]
+    fn generic_hooks_accept_standard_webhooks() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let sig = standard::sign(&standard::key(secret), "msg_1", 1000, b"{}");
+        let h =
+            headers(&[("webhook-id", "msg_1"), ("webhook-timestamp", "1000"), ("webhook-signature", &sig)]);
+        let d = verify(&hook(HookKind::Hmac), secret, &h, b"{}", 1100).unwrap();
+        assert_eq!(d.delivery_id, "msg_1");
+        // Another id is another signature: the replay with a fresh id fails.
+        let forged =
+            headers(&[("webhook-id", "msg_2"), ("webhook-timestamp", "1000"), ("webhook-signature", &sig)]);
+        assert_eq!(
+            verify(&hook(HookKind::Hmac), secret, &forged, b"{}", 1100).unwrap_err().code(),
+            "bad_signature"
+        );
+        let e = verify(&hook(HookKind::Hmac), secret, &h, b"{}", 1400).unwrap_err();
+        assert_eq!((e.status(), e.code()), (401, "stale_timestamp"));
+        let partial = headers(&[("webhook-signature", &sig)]);
+        assert_eq!(verify(&hook(HookKind::Hmac), secret, &partial, b"{}", 1000).unwrap_err().status(), 401);
     }
 
     #[test]

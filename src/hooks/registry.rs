@@ -166,7 +166,7 @@ pub async fn public(req: &mut Request, env: &Env, route: Route) -> Result<Respon
             let body = crate::http::body::read(req, crate::http::body::MAX_SUBSCRIPTION_BODY_BYTES).await?;
             let fresh =
                 Fresh { id: rt::entropy(), secret: [rt::entropy(), rt::entropy()], now_ms: rt::now_ms() };
-            let s = sub::parse_create(&body, true, cfg.allow_http, fresh).map_err(sub_err)?;
+            let s = sub::parse_create(&body, true, cfg.url_policy(), fresh).map_err(sub_err)?;
             let stored =
                 serde_json::to_string(&Stored::from(&s)).map_err(|e| ApiError::internal(e.to_string()))?;
             let resp = call(env, "/subscriptions/put", Method::Post, Some(stored)).await?;

@@ -11,7 +11,9 @@
 //!
 //! Several `v1=` values may appear (one per secret while a secret is being rotated). The
 //! timestamp is inside the signed bytes, so a captured request cannot be replayed later with a
-//! fresh timestamp; within the window, receivers de-duplicate on `Moltlog-Delivery`.
+//! fresh timestamp; within the window, receivers de-duplicate on the signed `delivery_id` in the
+//! body (the `Moltlog-Delivery` header is not signed). Deliveries also carry Standard Webhooks
+//! (`standard`), whose signed `webhook-id` is the same id.
 
 use crate::sig::{hmac_sha256, hmac_sha256_matches};
 

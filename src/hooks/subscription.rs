@@ -10,6 +10,9 @@
 //! moltlog-subscription: sub_…
 //! moltlog-session: agent:main:telegram:chat:42
 //! moltlog-signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, t + "." + body)>
+//! webhook-id: dlv_…                 Standard Webhooks (see `standard`): the same delivery id,
+//! webhook-timestamp: <unix s>       signed with it, so `standardwebhooks`/`svix` verify
+//! webhook-signature: v1,<base64>    deliveries as they are
 //!
 //! {"delivery_id":"dlv_…","subscription_id":"sub_…","session_key":"…","first_seq":5,"last_seq":9,
 //!  "events":[{…an event as GET /events returns it…}, …]}
@@ -30,7 +33,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::signature;
+use super::address::{self, AddressError};
+use super::config::UrlPolicy;
+use super::{signature, standard};
 use crate::bridge::outbound::{Attempt, HttpCall, HttpReply};
 
 /// Whom a subscription is for.
@@ -59,6 +64,8 @@ pub enum SubscriptionError {
     Invalid(String),
     #[error("no subscription {0:?}")]
     NotFound(String),
+    #[error("{0} (WEBHOOKS_ALLOW_PRIVATE=1 allows it for local testing)")]
+    UrlRefused(#[from] AddressError),
 }
 
 impl SubscriptionError {
@@ -66,6 +73,7 @@ impl SubscriptionError {
         match self {
             SubscriptionError::Invalid(_) => 400,
             SubscriptionError::NotFound(_) => 404,
+            SubscriptionError::UrlRefused(_) => 400,
         }
     }
 
@@ -73,6 +81,7 @@ impl SubscriptionError {
         match self {
             SubscriptionError::Invalid(_) => "invalid_subscription",
             SubscriptionError::NotFound(_) => "no_such_subscription",
+            SubscriptionError::UrlRefused(_) => "subscription_url_refused",
         }
     }
 }
@@ -109,14 +118,25 @@ pub fn kinds_from_names(names: &[String]) -> Result<Vec<EventKind>, Subscription
     Ok(kinds)
 }
 
+/// Refuses a subscriber URL whose host is not public (checked at creation and again before each
+/// delivery, since the setting or the rules may have changed since), unless `policy` allows it.
+pub fn check_url(url: &str, policy: UrlPolicy) -> Result<(), SubscriptionError> {
+    if policy.allow_private {
+        return Ok(());
+    }
+    address::check_public(url)?;
+    Ok(())
+}
+
 /// Parses `POST …/subscriptions`. `global` is the all-sessions registry (which alone takes
-/// `session_prefix`); `allow_http` admits `http://` URLs (local testing).
+/// `session_prefix`); `policy` may admit `http://` URLs and private hosts (local testing).
 pub fn parse_create(
     body: &[u8],
     global: bool,
-    allow_http: bool,
+    policy: UrlPolicy,
     fresh: Fresh,
 ) -> Result<Subscription, SubscriptionError> {
+    let allow_http = policy.allow_http;
     let c: CreateJson =
         serde_json::from_slice(body).map_err(|e| SubscriptionError::Invalid(e.to_string()))?;
     let url = c.url.trim().to_owned();
@@ -127,6 +147,7 @@ pub fn parse_create(
             if allow_http { " (or http://)" } else { "" }
         )));
     }
+    check_url(&url, policy)?;
     let kinds = kinds_from_names(&c.kinds.unwrap_or_default())?;
     let secret = match c.secret {
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
@@ -229,16 +250,20 @@ pub fn delivery_call(
     body.set("events", Json::Array(events));
     let body = body.to_string().into_bytes();
     let sig = signature::sign(sub.secret.as_bytes(), now_s, &body);
+    let standard_sig = standard::sign(&standard::key(&sub.secret), &id, now_s, &body);
     HttpCall {
         method: "POST",
         url: sub.url.clone(),
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("user-agent".into(), concat!("moltlog-webhooks/", env!("CARGO_PKG_VERSION")).into()),
-            ("moltlog-delivery".into(), id),
+            ("moltlog-delivery".into(), id.clone()),
             ("moltlog-subscription".into(), sub.id.clone()),
             ("moltlog-session".into(), session_key.to_owned()),
             (signature::HEADER.into(), sig),
+            (standard::ID.into(), id),
+            (standard::TIMESTAMP.into(), now_s.to_string()),
+            (standard::SIGNATURE.into(), standard_sig),
         ],
         body: Some(body),
     }
@@ -314,13 +339,15 @@ mod tests {
     use super::*;
 
     const F: Fresh = Fresh { id: 0xabcdef << 40, secret: [1, 2], now_ms: 77 };
+    const STRICT: UrlPolicy = UrlPolicy { allow_http: false, allow_private: false };
+    const LOCAL: UrlPolicy = UrlPolicy { allow_http: true, allow_private: true };
 
     #[test]
     fn create() {
         let s = parse_create(
             br#"{"url":"https://x.example/h","kinds":["tool_call","chat_message","chat_message"]}"#,
             false,
-            false,
+            STRICT,
             F,
         )
         .unwrap();
@@ -332,23 +359,42 @@ mod tests {
         assert_eq!(Subscription::kinds_from_text(&s.kinds_text()), s.kinds);
         assert!(s.to_json(false).get("secret").is_none());
         let g =
-            parse_create(br#"{"url":"http://127.0.0.1:9/","session_prefix":"agent:main:"}"#, true, true, F)
+            parse_create(br#"{"url":"http://127.0.0.1:9/","session_prefix":"agent:main:"}"#, true, LOCAL, F)
                 .unwrap();
         assert!(g.wants(EventKind::Redaction));
         assert!(g.applies_to("agent:main:x") && !g.applies_to("agent:other:x"));
-        let bad = |b: &str, global, http| parse_create(b.as_bytes(), global, http, F).unwrap_err().status();
-        assert_eq!(bad(r#"{"url":"http://x/"}"#, false, false), 400);
-        assert_eq!(bad(r#"{"url":"https://x/","kinds":["nope"]}"#, false, false), 400);
-        assert_eq!(bad(r#"{"url":"https://x/","secret":"short"}"#, false, false), 400);
-        assert_eq!(bad(r#"{"url":"https://x/","session_prefix":"a"}"#, false, false), 400);
-        assert_eq!(bad(r#"{"url":"https://x/","extra":1}"#, false, false), 400);
-        assert_eq!(bad("{", false, false), 400);
+        let bad = |b: &str, global, p| parse_create(b.as_bytes(), global, p, F).unwrap_err().status();
+        assert_eq!(bad(r#"{"url":"http://x.example/"}"#, false, STRICT), 400);
+        assert_eq!(bad(r#"{"url":"https://x.example/","kinds":["nope"]}"#, false, STRICT), 400);
+        assert_eq!(bad(r#"{"url":"https://x.example/","secret":"short"}"#, false, STRICT), 400);
+        assert_eq!(bad(r#"{"url":"https://x.example/","session_prefix":"a"}"#, false, STRICT), 400);
+        assert_eq!(bad(r#"{"url":"https://x.example/","extra":1}"#, false, STRICT), 400);
+        assert_eq!(bad("{", false, STRICT), 400);
+    }
+
+    #[test]
+    fn non_public_hosts_are_refused_unless_allowed() {
+        let http_only = UrlPolicy { allow_http: true, allow_private: false };
+        for url in [
+            "http://127.0.0.1:9/",
+            "http://2130706433/",
+            "https://[::1]/",
+            "https://metadata.google.internal/",
+        ] {
+            let body = format!(r#"{{"url":"{url}"}}"#);
+            let e = parse_create(body.as_bytes(), false, http_only, F).unwrap_err();
+            assert_eq!((e.status(), e.code()), (400, "subscription_url_refused"), "{url}");
+            assert!(e.to_string().contains("WEBHOOKS_ALLOW_PRIVATE"), "{e}");
+            assert!(parse_create(body.as_bytes(), false, LOCAL, F).is_ok(), "{url}");
+            assert!(check_url(url, http_only).is_err() && check_url(url, LOCAL).is_ok());
+        }
     }
 
     #[test]
     fn deliveries_are_signed_and_stable() {
         let s =
-            parse_create(br#"{"url":"https://x/h","secret":"0123456789abcdef"}"#, false, false, F).unwrap();
+            parse_create(br#"{"url":"https://x.example/h","secret":"0123456789abcdef"}"#, false, STRICT, F)
+                .unwrap();
         let call = delivery_call(
             &s,
             "agent:a",
@@ -365,6 +411,18 @@ mod tests {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["delivery_id"], h("moltlog-delivery"));
         assert_eq!(h("moltlog-delivery"), delivery_id(&s.id, "agent:a", 3, 5));
+        let key = standard::key(&s.secret);
+        let v = standard::verify(
+            &key,
+            Some(&h("webhook-id")),
+            Some(&h("webhook-timestamp")),
+            Some(&h("webhook-signature")),
+            &body,
+            1000,
+            300,
+        )
+        .unwrap();
+        assert_eq!((v.id, v.t_s), (h("moltlog-delivery"), 1000));
         assert_ne!(delivery_id(&s.id, "agent:a", 3, 5), delivery_id(&s.id, "agent:b", 3, 5));
         assert_ne!(delivery_id(&s.id, "agent:a", 3, 5), delivery_id(&s.id, "agent:a", 3, 6));
     }

@@ -257,12 +257,15 @@ async fn deliver_one(so: &SessionDO, s: &Subscription) -> Result<bool, ApiError>
     let delivery_id = sub::delivery_id(&s.id, &key, range.0, range.1);
     alarm_by(so, now + cfg.timeout_ms + 1_000).await?;
     let started = rt::now_ms();
-    let sent = net::send(&call, cfg.timeout_ms).await;
-    let duration_ms = rt::now_ms().saturating_sub(started);
-    let (status, result) = match &sent {
-        Ok(reply) => (reply.status, sub::classify(reply)),
-        Err(e) => (0, Attempt::unknown(e.clone())),
+    // A URL refused now (created before the rule, or the setting changed) is never fetched.
+    let (status, result) = match sub::check_url(&s.url, cfg.url_policy()) {
+        Err(e) => (0, Attempt::Permanent { error: e.to_string() }),
+        Ok(()) => match &net::send(&call, cfg.timeout_ms).await {
+            Ok(reply) => (reply.status, sub::classify(reply)),
+            Err(e) => (0, Attempt::unknown(e.clone())),
+        },
     };
+    let duration_ms = rt::now_ms().saturating_sub(started);
     so.ensure_live(None).await?;
     // Re-read: the subscription may have been deleted, resumed or re-planned meanwhile.
     let Some(mut c) = store::cursor(&sql, &s.id).map_err(sql_err)? else { return Ok(false) };
@@ -347,7 +350,7 @@ pub(super) async fn handle(so: &SessionDO, req: &mut Request, r: SessionRoute) -
             let fresh =
                 Fresh { id: rt::entropy(), secret: [rt::entropy(), rt::entropy()], now_ms: rt::now_ms() };
             let s =
-                sub::parse_create(&body, false, so.deliveries.hooks.allow_http, fresh).map_err(sub_err)?;
+                sub::parse_create(&body, false, so.deliveries.hooks.url_policy(), fresh).map_err(sub_err)?;
             let sql = so.state.storage().sql();
             so.with_live(|l| {
                 store::put_subscription(&sql, &s).map_err(sql_err)?;

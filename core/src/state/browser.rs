@@ -32,7 +32,8 @@ pub struct Screenshot {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrowserState {
-    /// Open targets by id (the empty id stands for actions that named no target).
+    /// Open targets by id. The empty id is the one tab of a client that names no targets: it
+    /// exists once such an action put it at a URL, never for target-less commands alone.
     pub targets: BTreeMap<String, TargetState>,
     /// The target the last action ran in.
     pub current_target: Option<String>,
@@ -51,12 +52,15 @@ impl BrowserState {
     pub(crate) fn apply(&mut self, seq: u64, ts_ms: u64, a: BrowserAction) {
         self.actions += 1;
         let id = a.target_id.clone().unwrap_or_default();
+        // An action that names no target and places no page (a browser-level `raw_cdp`, say)
+        // is in no tab: it must not conjure one up, nor become the current one.
+        let in_a_tab = !id.is_empty() || a.url.is_some() || self.targets.contains_key("");
         if a.action == BrowserActionKind::CloseTarget {
             self.targets.remove(&id);
             if self.current_target.as_deref() == Some(id.as_str()) {
                 self.current_target = None;
             }
-        } else {
+        } else if in_a_tab {
             let target = self.targets.entry(id.clone()).or_insert(TargetState { url: None, last_seq: seq });
             target.last_seq = seq;
             if a.url.is_some() {

@@ -87,7 +87,9 @@ impl Counters {
 /// snapshots hold. Bump it whenever the state's layout OR the reducer's result changes: a
 /// snapshot taken by another reducer must read as unreadable (and the log is replayed instead),
 /// never as a state that differs from the replay, which verifiers report as tampering.
-pub const STATE_VERSION: u8 = 1;
+///
+/// 2: a browser action that names no target and no URL no longer makes a tab with the id `""`.
+pub const STATE_VERSION: u8 = 2;
 
 /// Everything the log says about a session, as of `head`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,33 @@ fn compaction_keeps_entries_from_the_first_kept_seq() {
     assert_eq!((c.seq, c.first_kept_seq, c.summary), (4, 3, Payload::Inline("sum".into())));
 }
 
+/// A browser-level `raw_cdp` (no target, no URL) is in no tab: no phantom tab `""`, and the
+/// current tab stays where it was.
+#[test]
+fn targetless_commands_make_no_phantom_tab() {
+    let raw = |url: Option<&str>| {
+        EventBody::BrowserAction(crate::event::BrowserAction {
+            action: BrowserActionKind::RawCdp,
+            target_id: None,
+            url: url.map(str::to_owned),
+            detail: Payload::Inline("Browser.getVersion".into()),
+            result: Payload::Inline(String::new()),
+            error: None,
+            screenshot: None,
+        })
+    };
+    let s = fold(vec![raw(None)]);
+    assert!(s.browser.targets.is_empty(), "{:?}", s.browser.targets);
+    assert_eq!((s.browser.current_target.as_deref(), s.browser.actions), (None, 1));
+    let s = fold(vec![sample::navigate("t1", "https://a.example/"), raw(None)]);
+    assert_eq!(s.browser.targets.keys().collect::<Vec<_>>(), vec!["t1"]);
+    assert_eq!(s.browser.current_url(), Some("https://a.example/"));
+    // A client that names no targets still has its one tab once an action placed it.
+    let s = fold(vec![raw(Some("https://b.example/")), raw(None)]);
+    assert_eq!(s.browser.current_target.as_deref(), Some(""));
+    assert_eq!((s.browser.current_url(), s.browser.targets[""].last_seq), (Some("https://b.example/"), 2));
+}
+
 #[test]
 fn browser_state_tracks_targets_and_current_url() {
     let close = EventBody::BrowserAction(crate::event::BrowserAction {
