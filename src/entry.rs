@@ -149,6 +149,7 @@ async fn test_route(req: &mut Request, env: &Env, what: &str) -> Result<Response
     match parts.as_slice() {
         ["conformance"] => forward(req, env, "test:conformance", None).await,
         ["sessions", key, _op] => forward(req, env, key, None).await,
+        ["r2", "object"] => crate::session::test_r2_object(req, env).await,
         ["r2"] => {
             let url = req.url()?;
             let prefix = url

@@ -16,6 +16,7 @@ pub mod event;
 pub mod id;
 pub mod key;
 pub mod record;
+pub mod recovery;
 pub mod restore;
 pub mod sample;
 pub mod segment;

@@ -219,8 +219,10 @@ pub fn check(
     rec: &FramedRecord<'_>,
 ) -> Result<CheckedRecord, RecordProblem> {
     let header: EventHeader = codec::decode(rec.header).map_err(RecordProblem::UndecodableHeader)?;
-    if header.seq != expected_seq {
-        return Err(RecordProblem::Gap { expected: expected_seq, found: header.seq });
+    let gap = RecordProblem::Gap { expected: expected_seq, found: header.seq };
+    // Only a `records_lost` event may follow a hole, checked once its body is (below).
+    if header.seq != expected_seq && (header.seq < expected_seq || header.kind != EventKind::Lifecycle) {
+        return Err(gap);
     }
     let hash = chain::link(prev_hash, rec.header);
     if *rec.hash != hash {
@@ -248,6 +250,9 @@ pub fn check(
     if body.kind() != header.kind {
         return Err(RecordProblem::KindMismatch { expected: header.kind, actual: body.kind() });
     }
+    if header.seq != expected_seq && !closes_gap(expected_seq, header.seq, &body) {
+        return Err(gap);
+    }
     if rec.redacted && body.has_content() {
         return Err(RecordProblem::SkeletonHasContent);
     }
@@ -255,6 +260,17 @@ pub fn check(
         return Err(RecordProblem::TimeWentBack { ts_ms: header.ts_ms, prev_ts_ms });
     }
     Ok(CheckedRecord { header, body, hash })
+}
+
+/// Whether `body`, found at seq `found` where `expected` was due, is the `records_lost` event
+/// that names exactly the seqs in between: the one record allowed to follow a hole.
+pub fn closes_gap(expected: u64, found: u64, body: &EventBody) -> bool {
+    match body {
+        EventBody::Lifecycle(l) => l
+            .lost_range()
+            .is_some_and(|(first, last)| first == expected && last.checked_add(1) == Some(found)),
+        _ => false,
+    }
 }
 
 /// The skeleton bytes that replace a record's body when it is redacted.

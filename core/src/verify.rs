@@ -5,15 +5,18 @@
 //! Records come one at a time (`Verifier::push`, from a store) or a segment at a time
 //! (`Verifier::open_segment` / `step` / `close_segment`, from an archive; see `segments`), or as
 //! segments checked ahead on other threads (`check_segment`, `Verifier::fold_checked`; see
-//! `checked`).
+//! `checked`). `ArchiveCheck` checks an archive against the local log (see `archive`).
 
+mod archive;
 mod checked;
 mod segments;
 
+pub use archive::{ArchiveCheck, ArchiveProblem, BadSegment};
 pub use checked::{CheckedSegment, check_segment};
 pub use segments::{SegmentCursor, Step};
 
 use crate::chain::{self, Hash};
+use crate::event::{EventBody, Lifecycle};
 use crate::record::{self, CheckedRecord, FramedRecord, RecordProblem};
 use crate::segment::SegmentError;
 use crate::snapshot::Snapshot;
@@ -58,6 +61,16 @@ pub struct VerifyReport {
     pub not_erased: Vec<u64>,
     pub snapshots_checked: u64,
     pub state: SessionState,
+    /// Seqs recovery recorded as lost (`records_lost` events), in log order.
+    pub gaps: Vec<LostRange>,
+}
+
+/// Seqs a `records_lost` event names, and why they are gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRange {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub reason: String,
 }
 
 /// A streaming verification. Cloning it checkpoints the fold: a caller that re-verifies a growing
@@ -68,6 +81,7 @@ pub struct Verifier {
     flagged: Vec<u64>,
     records: u64,
     snapshots_checked: u64,
+    gaps: Vec<LostRange>,
 }
 
 impl Verifier {
@@ -77,6 +91,7 @@ impl Verifier {
             flagged: Vec::new(),
             records: 0,
             snapshots_checked: 0,
+            gaps: Vec::new(),
         }
     }
 
@@ -109,8 +124,14 @@ impl Verifier {
         let checked = record::check(&self.state.head.hash, seq, self.state.last_ts_ms, rec)
             .map_err(|p| VerifyError { seq, problem: p.into() })?;
         inspect(&checked);
+        if checked.header.seq != seq
+            && let EventBody::Lifecycle(Lifecycle::RecordsLost { first_seq, last_seq, reason }) =
+                &checked.body
+        {
+            self.gaps.push(LostRange { first_seq: *first_seq, last_seq: *last_seq, reason: reason.clone() });
+        }
         if rec.redacted {
-            self.flagged.push(seq);
+            self.flagged.push(checked.header.seq);
         }
         self.state.apply(&checked.header, checked.hash, checked.body);
         self.records += 1;
@@ -160,6 +181,7 @@ impl Verifier {
             not_erased,
             snapshots_checked: self.snapshots_checked,
             state: self.state,
+            gaps: self.gaps,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use indicatif::ProgressBar;
 use moltlog_core::chain::{self, Hash};
 use moltlog_core::state::{Head, SessionState};
-use moltlog_core::verify::{Problem, VerifyError};
+use moltlog_core::verify::{LostRange, Problem, VerifyError};
 use serde_json::{Value, json};
 
 use crate::archive::{ClaimedHead, SessionArchive};
@@ -40,6 +40,8 @@ pub struct Audit {
     pub blobs_missing: Vec<String>,
     pub redacted: Vec<u64>,
     pub not_erased: Vec<u64>,
+    /// Seqs a recovery recorded as lost (`records_lost` events): reported, not tampering.
+    pub gaps: Vec<LostRange>,
     pub superseded: Vec<String>,
     pub unrecognised: Vec<String>,
     pub failure: Option<Failure>,
@@ -70,6 +72,7 @@ impl Audit {
             "blobs": {"checked": self.blobs_checked, "missing": self.blobs_missing},
             "redacted": self.redacted,
             "not_erased": self.not_erased,
+            "gaps": self.gaps.iter().map(|g| json!({"first_seq": g.first_seq, "last_seq": g.last_seq, "reason": g.reason})).collect::<Vec<_>>(),
             "superseded_segments": self.superseded,
             "unrecognised_objects": self.unrecognised,
             "failure": self.failure.as_ref().map(Failure::to_json),
@@ -141,6 +144,7 @@ pub fn audit_with(
         blobs_missing: Vec::new(),
         redacted: Vec::new(),
         not_erased: Vec::new(),
+        gaps: Vec::new(),
         superseded: archive.superseded.iter().map(|s| s.key.clone()).collect(),
         unrecognised: archive.unrecognised.clone(),
         failure: None,
@@ -183,6 +187,7 @@ pub fn audit_with(
     a.records = report.records;
     a.redacted = report.redacted;
     a.not_erased = report.not_erased;
+    a.gaps = report.gaps;
     let beyond = walk::snapshots_beyond(archive, report.head.seq);
     if let (Some(_), Some(&seq)) = (archive.claimed_head, beyond.first()) {
         let key = archive.snapshots[&seq].key.clone();

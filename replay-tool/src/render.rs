@@ -109,6 +109,9 @@ pub fn summary(body: &EventBody) -> String {
                 "recovered from the archive: {segments} segment(s) to seq {last_seq}{}",
                 snapshot_seq.map(|s| format!(", snapshot {s}")).unwrap_or_default()
             ),
+            Lifecycle::RecordsLost { first_seq, last_seq, reason } => {
+                format!("records lost: seqs {first_seq}..={last_seq} ({})", clip(reason))
+            }
         },
         EventBody::DeliveryReceipt(r) => {
             let outcome = match &r.outcome {

@@ -253,6 +253,7 @@ LIFECYCLE = enum(
     ("Restored", struct(("sandbox_id", opt(STR)), ("head_seq", U64))),
     ("Compacted", struct(("summary", PAYLOAD), ("first_kept_seq", U64), ("tokens_before", U64))),
     ("RecoveredFromArchive", struct(("snapshot_seq", opt(U64)), ("segments", U32), ("last_seq", U64))),
+    ("RecordsLost", struct(("first_seq", U64), ("last_seq", U64), ("reason", STR))),
 )
 DELIVERY_OUTCOME = enum(
     ("Delivered", struct(("remote_id", opt(STR)))),

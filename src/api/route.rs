@@ -66,6 +66,8 @@ pub enum SessionRoute {
     SubscriptionDeliveries,
     /// `POST …/subscriptions/{id}/resume`: resume a dead-lettered subscription.
     SubscriptionResume,
+    /// `GET …/recovery`: normal or degraded, and the gaps recoveries recorded.
+    Recovery,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +216,7 @@ pub fn parse(method: Method, path: &str) -> Result<Route, RouteError> {
                 ["export"] => (SessionRoute::Export, Method::Get, "GET"),
                 ["tail"] => (SessionRoute::Tail, Method::Get, "GET"),
                 ["verify"] => (SessionRoute::Verify, Method::Get, "GET"),
+                ["recovery"] => (SessionRoute::Recovery, Method::Get, "GET"),
                 ["blobs"] => (SessionRoute::PutBlob, Method::Post, "POST"),
                 ["inbound"] => (SessionRoute::Inbound, Method::Get, "GET"),
                 ["subscriptions"] => match method {

@@ -46,7 +46,7 @@ pub fn rule(route: &Route) -> Rule {
         Route::Cdp(_, _) => Rule::Session { op: Browser, audit: false },
         Route::Session(_, r) => match r {
             SessionRoute::Append | SessionRoute::PutBlob => Rule::Session { op: Append, audit: false },
-            SessionRoute::Events | SessionRoute::Export | SessionRoute::Verify => {
+            SessionRoute::Events | SessionRoute::Export | SessionRoute::Verify | SessionRoute::Recovery => {
                 Rule::Session { op: Read, audit: true }
             }
             SessionRoute::Info

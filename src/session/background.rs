@@ -4,13 +4,15 @@
 //! Each step captures what it writes before awaiting R2, and records progress in SQLite only
 //! after R2 acknowledged, so an eviction mid-step just repeats the step. Duplicate alarms find
 //! nothing due. R2 keys are never overwritten: segment ranges are fixed by an intent stored
-//! before the upload, and a rewrite gets a new generation key.
+//! before the upload, and a rewrite gets a new generation key. Every uploaded segment is read
+//! back and its digest compared before the log counts it as archived (`upload_checked`).
 
 use moltlog_core::chain::{self, Hash};
+use moltlog_core::recovery;
 use moltlog_core::segment;
-use moltlog_core::store::{LogStore, read_one};
+use moltlog_core::store::LogStore;
 use serde_json::json;
-use worker::{Response, ScheduledTime, console_error};
+use worker::{Bucket, Response, ScheduledTime, console_error};
 
 use super::SessionDO;
 use super::live::Live;
@@ -109,14 +111,11 @@ pub(super) async fn after_append(so: &SessionDO, first_event: bool) {
     ensure_scheduled(so).await;
 }
 
+/// The hash a segment starting at `first` links from (across a recorded gap, see `recovery`).
 fn prev_hash(l: &Live, first: u64) -> Result<Hash, ApiError> {
-    if first == 1 {
-        return Ok(chain::genesis(l.key.as_str()));
-    }
-    read_one(&l.store, first - 1)
+    recovery::hash_before(&l.store, l.key.as_str(), first)
         .map_err(sql)?
-        .map(|r| r.hash)
-        .ok_or_else(|| ApiError::internal(format!("record {} is missing", first - 1)))
+        .ok_or_else(|| ApiError::internal(format!("the record before seq {first} is missing")))
 }
 
 fn redacted_in(l: &Live, first: u64, last: u64) -> Result<usize, ApiError> {
@@ -152,9 +151,8 @@ async fn archive_one(so: &SessionDO, now: u64) -> Result<(), ApiError> {
         let r2_key = segment::object_key(l.key.as_str(), first, last, 0);
         Ok((l.key.clone(), r2_key, bytes, first, last, redacted_in(l, first, last)?))
     })?;
-    let size = bytes.len() as u64;
     let bucket = so.env.bucket(rt::BUCKET)?;
-    rt::put_if_absent(&bucket, &r2_key, bytes, "application/octet-stream").await?;
+    let size = upload_checked(&bucket, &r2_key, bytes).await?;
     so.with_live(|l| {
         debug_assert_eq!(l.key, key);
         l.store.put_segment_row(first, last, 0, &r2_key, size).map_err(sql)?;
@@ -166,6 +164,42 @@ async fn archive_one(so: &SessionDO, now: u64) -> Result<(), ApiError> {
         l.store.delete_meta("archive_intent").map_err(sql)?;
         l.refresh_work().map_err(sql)
     })
+}
+
+/// Upload attempts per run before the run fails (the next run starts again).
+const UPLOAD_ATTEMPTS: u32 = 2;
+
+/// Writes a segment and reads it back: R2 must hold exactly these bytes before the log counts
+/// them as archived. A copy that differs (a damaged upload, or a stray object already at the
+/// key, which `put_if_absent` would keep) is reported, deleted and written again; if it still
+/// differs the run fails, the intent stays and the next run repeats it. Returns the size.
+async fn upload_checked(bucket: &Bucket, key: &str, bytes: Vec<u8>) -> Result<u64, ApiError> {
+    let size = bytes.len() as u64;
+    let digest = chain::sha256(&bytes);
+    for attempt in 1..=UPLOAD_ATTEMPTS {
+        rt::put_if_absent(bucket, key, bytes.clone(), "application/octet-stream").await?;
+        let back = rt::get_bytes(bucket, key).await?;
+        let back_digest = back.as_deref().map(chain::sha256);
+        if back_digest == Some(digest) {
+            return Ok(size);
+        }
+        console_error!(
+            "moltlog archive: {key} read back as {} (attempt {attempt}), expected {} bytes sha256 {}; rewriting",
+            back.as_ref().map_or("nothing".to_owned(), |b| format!(
+                "{} bytes sha256 {}",
+                b.len(),
+                chain::to_hex(&back_digest.unwrap_or_default())
+            )),
+            size,
+            chain::to_hex(&digest)
+        );
+        bucket.delete(key).await?;
+    }
+    Err(ApiError::new(
+        500,
+        "archive_mismatch",
+        format!("{key} does not read back as written after {UPLOAD_ATTEMPTS} attempts"),
+    ))
 }
 
 fn parse_intent(s: &str) -> Option<(u64, u64, u64)> {
@@ -186,8 +220,7 @@ async fn rewrite_stale(so: &SessionDO) -> Result<(), ApiError> {
                 segment::object_key(l.key.as_str(), row.first_seq, row.last_seq, row.generation + 1);
             Ok((new_key, bytes, redacted_in(l, row.first_seq, row.last_seq)?))
         })?;
-        let size = bytes.len() as u64;
-        rt::put_if_absent(&bucket, &new_key, bytes, "application/octet-stream").await?;
+        let size = upload_checked(&bucket, &new_key, bytes).await?;
         bucket.delete(&row.key).await?;
         so.with_live(|l| {
             l.store

@@ -77,9 +77,14 @@ pub(super) async fn handle(so: &SessionDO, req: &Request) -> Result<Response, Ap
         }
         let mut from = archived_seq + 1;
         while from <= head.seq {
-            let records = l.store.read(from, 1000).map_err(sql)?;
-            let Some(last) = records.last().map(|r| r.seq) else { break };
-            let prev = prev_hash(l, from)?;
+            let mut records = l.store.read(from, 1000).map_err(sql)?;
+            // A recorded gap ends a segment; the next one starts with its event.
+            moltlog_core::recovery::cut_at_gap(&mut records);
+            let (Some(first), Some(last)) = (records.first().map(|r| r.seq), records.last().map(|r| r.seq))
+            else {
+                break;
+            };
+            let prev = prev_hash(l, first)?;
             parts.push_back(Part::Segment(segment::encode(l.key.as_str(), prev, &records, rt::now_ms())));
             from = last + 1;
         }
@@ -124,13 +129,9 @@ pub(super) async fn handle(so: &SessionDO, req: &Request) -> Result<Response, Ap
 }
 
 fn prev_hash(l: &super::live::Live, first: u64) -> Result<Hash, ApiError> {
-    if first == 1 {
-        return Ok(moltlog_core::chain::genesis(l.key.as_str()));
-    }
-    read_one(&l.store, first - 1)
+    moltlog_core::recovery::hash_before(&l.store, l.key.as_str(), first)
         .map_err(sql)?
-        .map(|r| r.hash)
-        .ok_or_else(|| ApiError::internal("missing record"))
+        .ok_or_else(|| ApiError::internal(format!("the record before seq {first} is missing")))
 }
 
 async fn object_section(

@@ -21,7 +21,10 @@ mod subscriptions;
 mod tail;
 #[cfg(feature = "test-harness")]
 mod test_harness;
+#[cfg(feature = "test-harness")]
+pub(crate) use test_harness::r2_object as test_r2_object;
 mod tx;
+mod verify;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -145,7 +148,11 @@ impl SessionDO {
             SessionRoute::State => read::state(self),
             SessionRoute::Info => read::info(self),
             SessionRoute::Restore => read::restore(self, req),
-            SessionRoute::Verify => read::verify(self),
+            SessionRoute::Verify => verify::handle(self, req).await,
+            SessionRoute::Recovery => {
+                let report = self.with_live(|l| recover::report(&l.store))?;
+                Ok(rt::json(200, &report)?)
+            }
             SessionRoute::Snapshot => background::snapshot_now(self).await,
             SessionRoute::Export => export::handle(self, req).await,
             SessionRoute::Tail => tail::accept(self, req),
@@ -239,6 +246,19 @@ async fn load(
     }
     let mut store = store;
     if let Some(r) = recovered {
+        let now_ms = rt::now_ms();
+        // Seqs the archive lost are recorded first, at the seq after them: nothing reuses them.
+        let mut gap_seq = None;
+        if let Some(gap) = r.gap.as_ref().filter(|g| g.first_seq == engine.head().seq + 1) {
+            let plan = engine
+                .plan_gap(gap, Now { now_ms, entropy: rt::entropy() })
+                .map_err(|e| ApiError::new(500, "recovery_failed", e.to_string()))?;
+            let outcome = engine
+                .commit(&mut store, plan)
+                .map_err(|e| ApiError::new(500, "recovery_failed", format!("recording the gap: {e:?}")))?;
+            gap_seq = Some(outcome.first_seq);
+        }
+        recover::remember(&store, &r, gap_seq, now_ms)?;
         let body = EventBody::Lifecycle(Lifecycle::RecoveredFromArchive {
             snapshot_seq: r.snapshot_seq,
             segments: r.segments,

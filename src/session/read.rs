@@ -43,8 +43,10 @@ pub(super) fn events(so: &SessionDO, req: &Request) -> Result<Response, ApiError
     let wants_segment = req.headers().get("accept")?.is_some_and(|a| a.contains(SEGMENT_MEDIA_TYPE));
     so.with_live(|l| {
         let head = l.engine.head();
-        let records = l.store.read(after + 1, limit as u32).map_err(sql)?;
+        let mut records = l.store.read(after + 1, limit as u32).map_err(sql)?;
         if wants_segment {
+            // One segment holds a contiguous run: a recorded gap ends it.
+            moltlog_core::recovery::cut_at_gap(&mut records);
             if records.is_empty() {
                 return Ok(Response::empty()?.with_status(204));
             }
@@ -134,8 +136,9 @@ pub(super) fn restore(so: &SessionDO, req: &Request) -> Result<Response, ApiErro
     })
 }
 
-/// Verifies the whole stored log and the newest local snapshot against it.
-pub(super) fn verify(so: &SessionDO) -> Result<Response, ApiError> {
+/// Verifies the whole stored log and the newest local snapshot against it (the `GET …/verify`
+/// answer without its archive block).
+pub(super) fn verify(so: &SessionDO) -> Result<Value, ApiError> {
     so.with_live(|l| {
         let mut v = Verifier::new(l.key.as_str());
         let snap = l.store.latest_snapshot().map_err(sql)?;
@@ -144,7 +147,7 @@ pub(super) fn verify(so: &SessionDO) -> Result<Response, ApiError> {
             None => None,
         };
         let fail = |e: moltlog_core::verify::VerifyError| {
-            Ok(rt::json(200, &json!({"ok": false, "seq": e.seq, "problem": e.problem.to_string()}))?)
+            Ok(json!({"ok": false, "seq": e.seq, "problem": e.problem.to_string()}))
         };
         loop {
             let page = l.store.read(v.next_seq(), 1000).map_err(sql)?;
@@ -165,19 +168,20 @@ pub(super) fn verify(so: &SessionDO) -> Result<Response, ApiError> {
         let live_head = l.engine.head();
         match v.finish() {
             Err(e) => fail(e),
-            Ok(report) if report.head != live_head => Ok(rt::json(200, &json!({
+            Ok(report) if report.head != live_head => Ok(json!({
                 "ok": false, "seq": report.head.seq,
                 "problem": format!("stored log ends at {} but the live state is at {}", report.head.seq, live_head.seq),
-            }))?),
-            Ok(report) => Ok(rt::json(200, &json!({
+            })),
+            Ok(report) => Ok(json!({
                 "ok": true,
                 "head": head_json(report.head),
                 "records": report.records,
                 "redacted": report.redacted,
                 "not_erased": report.not_erased,
                 "snapshots_checked": report.snapshots_checked,
+                "gaps": report.gaps.iter().map(|g| json!({"first_seq": g.first_seq, "last_seq": g.last_seq, "reason": g.reason})).collect::<Vec<_>>(),
                 "state_matches_live": report.state.encode() == l.state().encode(),
-            }))?),
+            })),
         }
     })
 }

@@ -1,11 +1,11 @@
 //! Test-only routes (feature `test-harness`; production builds do not contain them): run the
-//! store conformance suite against real Durable Object SQLite, and simulate lost memory or
-//! lost storage.
+//! store conformance suite against real Durable Object SQLite, simulate lost memory or lost
+//! storage, and read, overwrite or delete a raw R2 object (to damage the archive).
 
 use moltlog_core::key::SessionKey;
 use moltlog_core::store::conformance;
 use serde_json::json;
-use worker::Response;
+use worker::{Env, Method, Request, Response};
 
 use super::SessionDO;
 use super::sql_store::SqlStore;
@@ -124,5 +124,34 @@ pub(super) async fn handle(so: &SessionDO, key: &SessionKey, what: &str) -> Resu
             Ok(rt::json(200, &json!({"events": engine.head().seq}))?)
         }
         _ => Err(ApiError::new(404, "not_found", format!("unknown test operation {op:?}"))),
+    }
+}
+
+/// `GET|PUT|DELETE /__test/r2/object?key=K`: the raw object at K (PUT overwrites: that is the
+/// point, archive keys are otherwise never overwritten).
+pub(crate) async fn r2_object(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let url = req.url()?;
+    let key = url
+        .query_pairs()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::bad_request("bad_query", "key is required"))?;
+    let bucket = env.bucket(rt::BUCKET)?;
+    match req.method() {
+        Method::Get => match rt::get_bytes(&bucket, &key).await? {
+            Some(bytes) => Ok(rt::bytes_response(bytes, "application/octet-stream")?),
+            None => Err(ApiError::new(404, "not_found", format!("no object {key}"))),
+        },
+        Method::Put => {
+            let bytes = req.bytes().await?;
+            let len = bytes.len();
+            bucket.put(&key, bytes).execute().await?;
+            Ok(rt::json(200, &json!({"key": key, "size": len}))?)
+        }
+        Method::Delete => {
+            bucket.delete(&key).await?;
+            Ok(rt::json(200, &json!({"deleted": key}))?)
+        }
+        _ => Err(ApiError::new(405, "method_not_allowed", "use GET, PUT or DELETE")),
     }
 }

@@ -198,6 +198,12 @@ fn lifecycle_fields(o: &mut Obj, l: &Lifecycle) {
             o.put("segments", *segments);
             o.put("last_seq", *last_seq);
         }
+        Lifecycle::RecordsLost { first_seq, last_seq, reason } => {
+            o.put("event", "records_lost");
+            o.put("first_seq", *first_seq);
+            o.put("last_seq", *last_seq);
+            o.put("reason", reason.as_str());
+        }
     }
 }
 

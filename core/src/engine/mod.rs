@@ -4,12 +4,14 @@
 //! the head moved in between.
 
 mod error;
+mod gap;
 mod limits;
 mod offload;
 mod rebuild;
 mod validate;
 
 pub use error::AppendError;
+pub use gap::GapError;
 pub use limits::Limits;
 pub use offload::{BlobPut, blob_object_key};
 pub use rebuild::{RebuildError, RebuildReport};

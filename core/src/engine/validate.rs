@@ -59,6 +59,8 @@ fn allowed(actor: Actor, body: &EventBody) -> bool {
             actor == Actor::System
         }
         EventBody::Redaction(_) => matches!(actor, Actor::System | Actor::Operator),
+        // Only recovery records a gap (`Engine::record_gap`), at the seq after it.
+        EventBody::Lifecycle(Lifecycle::RecordsLost { .. }) => false,
         _ => true,
     }
 }

@@ -261,6 +261,24 @@ pub enum Lifecycle {
         segments: u32,
         last_seq: u64,
     },
+    /// Recovery met a damaged or missing archive: seqs `first_seq..=last_seq` were assigned but
+    /// are gone. This event sits at seq `last_seq + 1` and links to the record before
+    /// `first_seq`, so the chain stays verifiable across the gap and no lost seq is reused.
+    RecordsLost {
+        first_seq: u64,
+        last_seq: u64,
+        reason: String,
+    },
+}
+
+impl Lifecycle {
+    /// The seqs a `RecordsLost` event says are gone.
+    pub fn lost_range(&self) -> Option<(u64, u64)> {
+        match self {
+            Lifecycle::RecordsLost { first_seq, last_seq, .. } => Some((*first_seq, *last_seq)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

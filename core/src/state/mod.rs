@@ -149,14 +149,18 @@ impl SessionState {
     }
 
     /// Folds one record into the state. Total: every well-formed record has an effect, none fails.
-    /// The caller guarantees the record follows `head` (seq = head.seq + 1), which `record::check`
-    /// and the append engine establish.
+    /// The caller guarantees the record follows `head` (seq = head.seq + 1, or a `records_lost`
+    /// event right after the seqs it names), which `record::check` and the append engine establish.
     pub fn apply(&mut self, header: &EventHeader, hash: Hash, body: EventBody) {
-        assert_eq!(header.seq, self.head.seq + 1, "apply out of order");
+        assert!(
+            header.seq == self.head.seq + 1
+                || crate::record::closes_gap(self.head.seq + 1, header.seq, &body),
+            "apply out of order"
+        );
         assert_eq!(header.kind, body.kind(), "header kind and body kind differ");
         let seq = header.seq;
         let ts_ms = header.ts_ms;
-        if seq == 1 {
+        if self.head.seq == 0 {
             self.first_ts_ms = ts_ms;
         }
         self.last_ts_ms = ts_ms;
@@ -237,6 +241,8 @@ impl SessionState {
                 self.compaction = Some(Compaction { seq, summary, first_kept_seq, tokens_before });
             }
             Lifecycle::RecoveredFromArchive { .. } => self.counters.recoveries += 1,
+            // The gap is in the log itself (the head jumps past it); the state keeps nothing.
+            Lifecycle::RecordsLost { .. } => {}
         }
     }
 

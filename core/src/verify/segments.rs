@@ -16,7 +16,7 @@
 use super::{Problem, Verifier, VerifyError};
 use crate::chain::Hash;
 use crate::codec::{self, DecodeError};
-use crate::event::EventHeader;
+use crate::event::{EventBody, EventHeader};
 use crate::record::{self, CheckedRecord, FramedRecord, RecordProblem};
 use crate::segment::{SegmentError, SegmentHeader, SegmentReader};
 
@@ -72,10 +72,17 @@ impl Verifier {
             let e = DecodeError::Invalid(format!("segment header has seqs {}..={}", h.first_seq, h.last_seq));
             return Err(at(Problem::Segment(SegmentError::Decode(e))));
         }
-        if h.first_seq > next {
+        // A segment may start past the log's end only with the `records_lost` event that names the
+        // seqs in between (decoded unchecked here: `step` checks it like any record).
+        let closes_gap = || {
+            let f = reader.peek_frame()?;
+            let body: EventBody = codec::decode(f.body).ok()?;
+            record::closes_gap(next, h.first_seq, &body).then_some(())
+        };
+        if h.first_seq > next && closes_gap().is_none() {
             return Err(at(Problem::Record(RecordProblem::Gap { expected: next, found: h.first_seq })));
         }
-        let before = (h.first_seq == next).then_some(self.state.head.hash);
+        let before = (h.first_seq >= next).then_some(self.state.head.hash);
         Ok(SegmentCursor { prev: h.prev_hash, prev_ts: 0, frames: 0, before, reader })
     }
 

@@ -259,6 +259,16 @@ pub fn cases() -> Vec<Case> {
             Actor::Operator,
             EventBody::Redaction(Redaction { target_seq: 3, reason: "user asked to forget it".into() }),
         ),
+        // Appended last: the cases before keep their times and entropy.
+        lifecycle(
+            "lifecycle_records_lost",
+            Actor::System,
+            Lifecycle::RecordsLost {
+                first_seq: 101,
+                last_seq: 200,
+                reason: "sessions/agent:main/segments/00000000000000000101-00000000000000000200.seg: segment checksum mismatch".into(),
+            },
+        ),
     ]
 }
 

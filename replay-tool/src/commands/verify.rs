@@ -114,6 +114,16 @@ fn print_human(out: &mut impl Write, ui: &Ui, a: &Audit) -> std::io::Result<()> 
             list(&a.not_erased)
         )?;
     }
+    for g in &a.gaps {
+        writeln!(
+            out,
+            "{}seqs {}..={} were lost before a recovery ({}); the chain links across them",
+            label("lost"),
+            g.first_seq,
+            g.last_seq,
+            g.reason
+        )?;
+    }
     if !a.superseded.is_empty() {
         writeln!(out, "{}{} older segment generation(s) ignored", label("ignored"), a.superseded.len())?;
     }
