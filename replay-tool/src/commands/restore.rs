@@ -58,7 +58,8 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     }
     let state = audit.state.as_ref().expect("a clean audit has the state");
     let items = transcript.items(state)?;
-    let written = write_restore(&a.into, state, &items, |sha| Ok(archive.read_blob(sha)?))?;
+    let restored_at_ms = a.restored_at.unwrap_or_else(crate::layout::now_ms);
+    let written = write_restore(&a.into, state, &items, restored_at_ms, |sha| Ok(archive.read_blob(sha)?))?;
     let mut out = commands::stdout();
     if a.json {
         let j = json!({
@@ -120,15 +121,16 @@ pub struct Written {
 }
 
 /// Writes the restore of `state` (with its transcript's events, `items`) under `dir`, fetching
-/// blobs through `blob`.
+/// blobs through `blob`; `restored_at_ms` stamps the runtime's index (see `openclaw::render`).
 pub fn write_restore(
     dir: &Path,
     state: &SessionState,
     items: &[Item],
+    restored_at_ms: u64,
     blob: impl Fn(&Hash) -> anyhow::Result<Option<Vec<u8>>>,
 ) -> anyhow::Result<Written> {
     let mut files = Vec::new();
-    let rendered = openclaw::render(state, items);
+    let rendered = openclaw::render(state, items, restored_at_ms);
     for f in &rendered.files {
         write_atomic(&object_path(dir, &f.path)?, f.content.as_bytes())?;
         files.push(f.path.clone());
