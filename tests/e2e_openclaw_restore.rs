@@ -7,6 +7,9 @@
 //! `openclaw agent --local` turn runs (the npm runtime that scripts/setup-openclaw.sh installs
 //! into .tools/) against a loopback stand-in for the Anthropic Messages API that speaks its SSE
 //! stream and records every request. The assertions are on what the model was sent.
+//! 2026.9.6 runs its SQLite import step (`openclaw doctor --session-sqlite import …`) first, with
+//! its own Node 24 from its runtime dir. Not covered: a last event more than a day old (the
+//! append API stamps events with the append time).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -29,6 +32,8 @@ use serde_json::{Value, json};
 const KEY: &str = "agent:main:main";
 const NEW: &str = "NEW-USER-MESSAGE continue please";
 const SECRET: &str = "hunter2-SECRET-PASSWORD";
+/// How the context message 2026.9 adds after the new user message begins.
+const RUNTIME_CONTEXT: &str = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>";
 
 /// The loopback stand-in for the Anthropic Messages API: every POST is recorded (its JSON body)
 /// and answered with one streamed text reply.
@@ -155,8 +160,8 @@ fn build_session(w: &Worker) -> String {
         vec![
             model_call(1100, "tool_use"),
             assistant("KEPT-PLAN-2 I will list them"),
-            json!({"kind": "tool_call", "call_id": "toolu_ls_1", "tool": "bash", "input": {"command": "ls"}}),
-            json!({"kind": "tool_result", "call_id": "toolu_ls_1", "output": {"stdout": "TOOL-OUT-1 Cargo.toml src"}, "is_error": false, "duration_ms": 30}),
+            json!({"kind": "tool_call", "call_id": "toolu01LsCall", "tool": "bash", "input": {"command": "ls"}}),
+            json!({"kind": "tool_result", "call_id": "toolu01LsCall", "output": {"stdout": "TOOL-OUT-1 Cargo.toml src"}, "is_error": false, "duration_ms": 30}),
             model_call(1300, "end_turn"),
             assistant("KEPT-REPLY-2 there are two entries"),
         ],
@@ -185,8 +190,8 @@ fn build_session(w: &Worker) -> String {
             json!({"kind": "chat_message", "role": "user", "author": "alice", "text": "USER-4 what does this show?",
                    "attachments": [{"name": "screen.png", "blob": up.body}]}),
             model_call(1700, "tool_use"),
-            json!({"kind": "tool_call", "call_id": "toolu_read_2", "tool": "read", "input": {"path": "screen.png"}}),
-            json!({"kind": "tool_result", "call_id": "toolu_read_2", "output": "TOOL-OUT-2 a build log", "is_error": false}),
+            json!({"kind": "tool_call", "call_id": "toolu02ReadCall", "tool": "read", "input": {"path": "screen.png"}}),
+            json!({"kind": "tool_result", "call_id": "toolu02ReadCall", "output": "TOOL-OUT-2 a build log", "is_error": false}),
             model_call(1900, "end_turn"),
             assistant("REPLY-4 it shows a passing build"),
         ],
@@ -341,6 +346,10 @@ fn continue_in(version: &str, w: &Worker, sha: &str, import_first: bool) {
             &["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"],
             Duration::from_secs(240),
         );
+        assert!(
+            state.join("agents/main/agent/openclaw-agent.sqlite").exists(),
+            "the import step wrote the runtime's SQLite store"
+        );
     }
     let started = Instant::now();
     let out = openclaw(
@@ -358,7 +367,20 @@ fn continue_in(version: &str, w: &Worker, sha: &str, import_first: bool) {
         .iter()
         .find(|r| r["messages"].to_string().contains("NEW-USER-MESSAGE"))
         .unwrap_or_else(|| panic!("no model request carried the new message: {requests:#?}"));
-    let messages = req["messages"].as_array().unwrap();
+    // 2026.9 sends its own context as one more user message after the new one: not part of the
+    // conversation, so it is left out here (only there, at the very end).
+    let mut messages = req["messages"].as_array().unwrap().as_slice();
+    while let [rest @ .., m] = messages
+        && m["role"] == "user"
+        && flatten(std::slice::from_ref(m))
+            .iter()
+            .all(|(_, t, x)| t == "text" && x.starts_with(RUNTIME_CONTEXT))
+    {
+        messages = rest;
+    }
+    let last_msg = messages.last().unwrap();
+    assert_eq!(last_msg["role"], "user", "{version}: the last message is the user's");
+    assert!(last_msg["content"].to_string().contains("NEW-USER-MESSAGE"), "{version}: {last_msg}");
     let flat = flatten(messages);
     let dump = flat
         .iter()
@@ -374,14 +396,14 @@ fn continue_in(version: &str, w: &Worker, sha: &str, import_first: bool) {
         ("user", "text", "COMPACTION-SUMMARY"),
         ("user", "text", "KEPT-USER-2"),
         ("assistant", "text", "KEPT-PLAN-2"),
-        ("assistant", "tool_use", "toolu_ls_1"),
+        ("assistant", "tool_use", "toolu01LsCall"),
         ("user", "tool_result", "TOOL-OUT-1"),
         ("assistant", "text", "KEPT-REPLY-2"),
         ("user", "text", "[redacted]"),
         ("assistant", "text", "REPLY-3"),
         ("user", "text", "USER-4"),
         ("user", "text", sha),
-        ("assistant", "tool_use", "toolu_read_2"),
+        ("assistant", "tool_use", "toolu02ReadCall"),
         ("user", "tool_result", "TOOL-OUT-2"),
         ("assistant", "text", "REPLY-4"),
         ("user", "text", "NEW-USER-MESSAGE"),
@@ -416,9 +438,7 @@ fn continue_in(version: &str, w: &Worker, sha: &str, import_first: bool) {
     let whole = req.to_string();
     assert!(!whole.contains("OLD-DROPPED"), "{version}: a message before the kept entry was sent:\n{dump}");
     assert!(!whole.contains(SECRET), "{version}: the redacted text reached the model");
-    // The new user message is last.
-    let last = messages.last().unwrap();
-    assert_eq!(last["role"], "user", "{version}:\n{dump}");
+    // The new user message is last (before the runtime's own context, on 2026.9).
     assert!(flat.last().unwrap().2.contains(NEW), "{version}: the new message is the last block:\n{dump}");
 }
 
@@ -428,4 +448,12 @@ fn restored_session_continues_in_openclaw_2026_2_3() {
     let w = Worker::start();
     let sha = build_session(&w);
     continue_in("2026.2.3", &w, &sha, false);
+}
+
+#[test]
+#[ignore = "slow: real OpenClaw runtime"]
+fn restored_session_continues_in_openclaw_2026_9_6_after_its_import() {
+    let w = Worker::start();
+    let sha = build_session(&w);
+    continue_in("2026.9.6", &w, &sha, true);
 }
