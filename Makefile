@@ -12,7 +12,7 @@ export WRANGLER_HIDE_BANNER := true
 
 PORT ?= 8787
 
-.PHONY: dev test test-fast setup setup-browser build build-test lint bench fmt clean
+.PHONY: dev test test-fast setup setup-browser setup-openclaw build build-test lint bench fmt clean
 
 ## Serve the engine on http://127.0.0.1:$(PORT): local workerd, Durable Objects and R2 under .wrangler/state.
 dev: build
@@ -20,7 +20,7 @@ dev: build
 	wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to .wrangler/state --show-interactive-dev-session=false --var MOLTLOG_DEV_MODE:1
 
 ## Every test: unit, property, golden, simulation, and end-to-end against real workerd.
-test: build-test setup-browser
+test: build-test setup-browser setup-openclaw
 	cargo test --workspace -- --include-ignored
 
 ## Quick loop: skips the tests marked slow.
@@ -34,6 +34,10 @@ setup:
 ## Debian's chromium for the CDP proxy's end-to-end tests (apt; never a downloaded browser).
 setup-browser:
 	@bash scripts/setup-browser.sh
+
+## The real OpenClaw runtimes (npm, pinned under integrations/openclaw/) for the restore e2e test.
+setup-openclaw:
+	@bash scripts/setup-openclaw.sh
 
 ## The Worker as deployed (build/).
 build: setup

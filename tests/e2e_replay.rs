@@ -211,8 +211,10 @@ fn restore_matches_the_workers_bundle(w: &Worker, key: &str, pulled: &Path) {
     let state = a.state.as_ref().unwrap();
     let items = transcript.items(state).unwrap();
     let into = scratch(w, "restore");
-    let written = restore::write_restore(&into, state, &items, |sha| Ok(archive.read_blob(sha)?)).unwrap();
-    let served = w.get(&format!("/v1/sessions/{key}/restore?format=openclaw")).body;
+    let at_ms = 1_900_000_000_000;
+    let written =
+        restore::write_restore(&into, state, &items, at_ms, |sha| Ok(archive.read_blob(sha)?)).unwrap();
+    let served = w.get(&format!("/v1/sessions/{key}/restore?format=openclaw&restored_at_ms={at_ms}")).body;
     let files = served["files"].as_array().unwrap();
     assert_eq!(files.len(), 2);
     for f in files {

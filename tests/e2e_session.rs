@@ -284,6 +284,15 @@ fn restore_bundle_and_openclaw_layout() {
     assert!(lines.iter().any(|l| l["type"] == "compaction"));
     let index: Value = serde_json::from_str(files[0]["content"].as_str().unwrap()).unwrap();
     assert_eq!(index[&k]["sessionId"], oc["session_id"]);
+    let at = w.get(&format!("/v1/sessions/{k}/restore?format=openclaw&restored_at_ms=1900000000000")).body;
+    let index: Value = serde_json::from_str(at["files"][0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(index[&k]["updatedAt"], 1_900_000_000_000u64, "stamped with the restore time");
+    assert!(!jsonl.contains("localhost/a"), "the browser action is no tool call");
+    assert_error(
+        &w.get(&format!("/v1/sessions/{k}/restore?format=openclaw&restored_at_ms=soon")),
+        400,
+        "bad_query",
+    );
     assert_error(&w.get(&format!("/v1/sessions/{k}/restore?format=tarball")), 400, "bad_query");
 }
 

@@ -310,6 +310,12 @@ pub struct RestoreArgs {
     /// Write into a directory that is not empty (files of the same name are replaced).
     #[arg(long)]
     pub force: bool,
+    /// The OpenClaw version restored for (2026.2.x, 2026.9.x), or `auto`: the `openclaw` package on PATH.
+    #[arg(long, value_name = "VERSION", default_value = "auto")]
+    pub runtime: String,
+    /// The restore time stamped as `updatedAt` in sessions.json (RFC 3339 or ms; default now).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_time)]
+    pub restored_at: Option<u64>,
     /// Print what was written as JSON.
     #[arg(long)]
     pub json: bool,

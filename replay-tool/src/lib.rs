@@ -20,6 +20,7 @@ pub mod file_store;
 pub mod layout;
 pub mod objects;
 pub mod render;
+pub mod runtime;
 pub mod source;
 pub mod synth;
 pub mod time;

@@ -23,8 +23,11 @@ impl Transcript {
     /// Sees a checked record (call it from the walk's visitor).
     pub fn visit(&mut self, c: &CheckedRecord, redacted: bool) {
         match &c.body {
-            // The kinds the reducer puts in the transcript.
-            EventBody::ChatMessage(_) | EventBody::ToolCall(_) | EventBody::ToolResult(_) => {
+            // The kinds the reducer puts in the transcript, and the model calls (for usage).
+            EventBody::ChatMessage(_)
+            | EventBody::ToolCall(_)
+            | EventBody::ToolResult(_)
+            | EventBody::ModelCall(_) => {
                 let item = Item { header: c.header.clone(), hash: c.hash, body: c.body.clone(), redacted };
                 self.kept.insert(c.header.seq, item);
             }
@@ -35,17 +38,23 @@ impl Transcript {
         }
     }
 
-    /// The events of `state`'s transcript, in order.
+    /// The events of `state`'s transcript and the model calls from its first event on, in order:
+    /// what `restore::transcript` reads back from a store.
     pub fn items(mut self, state: &SessionState) -> anyhow::Result<Vec<Item>> {
-        state
-            .transcript
-            .iter()
-            .map(|seq| {
-                self.kept.remove(seq).ok_or_else(|| {
-                    anyhow::anyhow!("transcript event {seq} was not among the events read (a reducer this tool does not know?)")
-                })
-            })
-            .collect()
+        let Some(&first) = state.transcript.first() else { return Ok(Vec::new()) };
+        let mut items: Vec<Item> = self
+            .kept
+            .range(first..=state.head.seq)
+            .filter(|(_, i)| matches!(i.body, EventBody::ModelCall(_)))
+            .map(|(_, i)| i.clone())
+            .collect();
+        for seq in &state.transcript {
+            items.push(self.kept.remove(seq).ok_or_else(|| {
+                anyhow::anyhow!("transcript event {seq} was not among the events read (a reducer this tool does not know?)")
+            })?);
+        }
+        items.sort_by_key(|i| i.header.seq);
+        Ok(items)
     }
 }
 
@@ -84,12 +93,26 @@ mod tests {
             prev = c.hash;
             t.visit(&c, r.redacted);
         }
-        assert_eq!(t.kept.keys().copied().collect::<Vec<_>>(), vec![3, 6], "the compaction dropped 1 and 2");
+        assert_eq!(
+            t.kept.keys().copied().collect::<Vec<_>>(),
+            vec![3, 4, 6],
+            "the compaction dropped 1 and 2"
+        );
         let ours = t.items(engine.state()).unwrap();
         let theirs = restore::transcript(engine.state(), &store).unwrap();
         assert_eq!(
+            ours.iter().map(|i| i.header.seq).collect::<Vec<_>>(),
+            theirs.iter().map(|i| i.header.seq).collect::<Vec<_>>(),
+            "the model call at 4 rides along in both"
+        );
+        assert_eq!(
             restore::bundle_json(engine.state(), &ours).to_string(),
             restore::bundle_json(engine.state(), &theirs).to_string()
+        );
+        let at_ms = 5_000;
+        assert_eq!(
+            restore::openclaw::render(engine.state(), &ours, at_ms),
+            restore::openclaw::render(engine.state(), &theirs, at_ms)
         );
     }
 }

@@ -430,7 +430,8 @@ mod tests {
     #[test]
     fn deliveries_carry_stored_json_byte_for_byte() {
         let s =
-            parse_create(br#"{"url":"https://x/h","secret":"0123456789abcdef"}"#, false, false, F).unwrap();
+            parse_create(br#"{"url":"https://x.example/h","secret":"0123456789abcdef"}"#, false, STRICT, F)
+                .unwrap();
         let payload = r#"{"id":123456789012345678901234567890,"n":1e400,"s":"\ud800"}"#;
         let event = Json::object([("seq", Json::from(json!(3))), ("payload", Json::stored(payload))]);
         let call = delivery_call(&s, "agent:a", (3, 3), vec![event], 1000);

@@ -125,11 +125,18 @@ pub(super) fn restore(so: &SessionDO, req: &Request) -> Result<Response, ApiErro
             format!("unknown restore format {other:?}; use json or openclaw"),
         ));
     }
+    // `updatedAt` in the runtime's index; settable so that a restore can be reproduced byte for byte.
+    let restored_at_ms = match url.query_pairs().find(|(k, _)| k == "restored_at_ms") {
+        Some((_, v)) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("bad_query", format!("restored_at_ms {v:?} is not milliseconds since 1970"))
+        })?,
+        None => rt::now_ms(),
+    };
     so.with_live(|l| {
         let items = restore::transcript(l.state(), &l.store)
             .map_err(|e| ApiError::new(500, "corrupt_log", e.to_string()))?;
         let body = match format.as_deref() {
-            Some("openclaw") => openclaw::render(l.state(), &items).to_json().into(),
+            Some("openclaw") => openclaw::render(l.state(), &items, restored_at_ms).to_json().into(),
             _ => restore::bundle_json(l.state(), &items),
         };
         Ok(rt::json(200, &body)?)

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::chain::Hash;
 use crate::codec::DecodeError;
 use crate::dto::{Json, event_json, state_json};
-use crate::event::{EventBody, EventHeader};
+use crate::event::{EventBody, EventHeader, EventKind};
 use crate::state::SessionState;
 use crate::store::LogStore;
 
@@ -40,38 +40,57 @@ pub enum RestoreError<E: std::error::Error + 'static> {
     Corrupt { seq: u64, error: DecodeError },
 }
 
-/// The transcript's events (chat messages, tool calls, tool results since the last compaction).
+/// The transcript's events (chat messages, tool calls, tool results since the last compaction),
+/// and the model calls among them (from the first transcript event on), whose usage the
+/// OpenClaw rendering puts on the assistant turns. Reads the log from the first transcript event
+/// to the head, a page at a time.
 pub fn transcript<S: LogStore + ?Sized>(
     state: &SessionState,
     store: &S,
 ) -> Result<Vec<Item>, RestoreError<S::Error>> {
     let mut items = Vec::with_capacity(state.transcript.len());
     let mut wanted = state.transcript.iter().copied().peekable();
-    while let Some(&from) = wanted.peek() {
+    let Some(&first) = wanted.peek() else { return Ok(items) };
+    let mut from = first;
+    while from <= state.head.seq {
         let page = store.read(from, PAGE).map_err(RestoreError::Store)?;
         if page.first().map(|r| r.seq) != Some(from) {
-            return Err(RestoreError::Missing { seq: from });
+            return Err(RestoreError::Missing { seq: wanted.peek().copied().unwrap_or(from) });
         }
-        for rec in &page {
-            if wanted.peek() != Some(&rec.seq) {
+        for rec in page.iter().take_while(|r| r.seq <= state.head.seq) {
+            let corrupt = |error| RestoreError::Corrupt { seq: rec.seq, error };
+            if let Some(&next) = wanted.peek()
+                && next < rec.seq
+            {
+                return Err(RestoreError::Missing { seq: next });
+            }
+            let is_wanted = wanted.peek() == Some(&rec.seq);
+            let header = rec.decode_header().map_err(corrupt)?;
+            if !is_wanted && header.kind != EventKind::ModelCall {
                 continue;
             }
-            wanted.next();
-            let corrupt = |error| RestoreError::Corrupt { seq: rec.seq, error };
+            if is_wanted {
+                wanted.next();
+            }
             items.push(Item {
-                header: rec.decode_header().map_err(corrupt)?,
+                header,
                 hash: rec.hash,
                 body: rec.decode_body().map_err(corrupt)?,
                 redacted: rec.redacted,
             });
         }
-        if let Some(&next) = wanted.peek()
-            && page.last().is_some_and(|r| r.seq >= next)
-        {
-            return Err(RestoreError::Missing { seq: next });
-        }
+        from = page.last().map_or(from, |r| r.seq) + 1;
+    }
+    if let Some(next) = wanted.next() {
+        return Err(RestoreError::Missing { seq: next });
     }
     Ok(items)
+}
+
+/// Whether the reducer puts events of this body in the transcript (model calls ride along in
+/// `transcript`'s answer for their usage only).
+pub fn in_transcript(body: &EventBody) -> bool {
+    matches!(body, EventBody::ChatMessage(_) | EventBody::ToolCall(_) | EventBody::ToolResult(_))
 }
 
 /// The restore bundle: the transcript since the last compaction (with the compaction summary),
@@ -80,7 +99,11 @@ pub fn transcript<S: LogStore + ?Sized>(
 pub fn bundle_json(s: &SessionState, transcript: &[Item]) -> Json {
     let full = state_json(s);
     let pick = |k: &str| full.get(k).unwrap_or(Json::Value(Value::Null));
-    let events = transcript.iter().map(|i| event_json(&i.header, &i.hash, &i.body, i.redacted)).collect();
+    let events = transcript
+        .iter()
+        .filter(|i| in_transcript(&i.body))
+        .map(|i| event_json(&i.header, &i.hash, &i.body, i.redacted))
+        .collect();
     Json::object([
         ("restore_version", Json::Value(json!(RESTORE_VERSION))),
         ("session_key", Json::Value(json!(s.session_key))),

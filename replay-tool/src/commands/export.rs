@@ -44,7 +44,8 @@ pub fn run(a: &ExportArgs, ui: &Ui) -> anyhow::Result<Verdict> {
             })?;
             match replayed {
                 Ok(state) => {
-                    let rendered = openclaw::render(&state, &transcript.items(&state)?);
+                    let rendered =
+                        openclaw::render(&state, &transcript.items(&state)?, crate::layout::now_ms());
                     let file = rendered
                         .files
                         .iter()

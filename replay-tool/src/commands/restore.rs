@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::audit;
 use crate::cli::{RestoreArgs, Verdict, usage};
 use crate::layout::{object_path, write_atomic};
+use crate::runtime::{self, Runtime};
 use crate::transcript::Transcript;
 use crate::ui::Ui;
 use crate::{commands, source};
@@ -41,6 +42,13 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         ))
         .into());
     }
+    let runtime = match a.runtime.as_str() {
+        "auto" => match runtime::installed_version(&std::env::var_os("PATH").unwrap_or_default())? {
+            Some(v) => Some(Runtime::from_version(&v)?),
+            None => None,
+        },
+        v => Some(Runtime::from_version(v)?),
+    };
     let spec = a.source.spec()?;
     let archive = source::open_archive(&spec, a.source.session(), ui, true)?;
     let bar = ui.bar(archive.last_named_seq(), "records", "verifying");
@@ -58,7 +66,8 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     }
     let state = audit.state.as_ref().expect("a clean audit has the state");
     let items = transcript.items(state)?;
-    let written = write_restore(&a.into, state, &items, |sha| Ok(archive.read_blob(sha)?))?;
+    let restored_at_ms = a.restored_at.unwrap_or_else(crate::layout::now_ms);
+    let written = write_restore(&a.into, state, &items, restored_at_ms, |sha| Ok(archive.read_blob(sha)?))?;
     let mut out = commands::stdout();
     if a.json {
         let j = json!({
@@ -68,6 +77,8 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
             "files": written.files,
             "blobs_missing": written.blobs_missing,
             "redacted": state.redacted,
+            "runtime": runtime.as_ref().map(|r| match r { Runtime::Jsonl { version } | Runtime::SqliteImport { version } => version.clone() }),
+            "next_step": runtime.as_ref().and_then(Runtime::next_step),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
@@ -90,6 +101,19 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
                 ui.bad("missing"),
                 written.blobs_missing.len()
             )?;
+        }
+        match runtime.as_ref().map(|r| (r, r.next_step())) {
+            Some((_, Some(step))) => writeln!(
+                out,
+                "OpenClaw 2026.9.x imports these files once: OPENCLAW_STATE_DIR={} {step}",
+                a.into.display()
+            )?,
+            Some((_, None)) => {}
+            None => writeln!(
+                out,
+                "No openclaw on PATH: 2026.2.x reads these files as they are; 2026.9.x needs `{}` once first",
+                runtime::IMPORT_STEP
+            )?,
         }
         writeln!(
             out,
@@ -120,15 +144,16 @@ pub struct Written {
 }
 
 /// Writes the restore of `state` (with its transcript's events, `items`) under `dir`, fetching
-/// blobs through `blob`.
+/// blobs through `blob`; `restored_at_ms` stamps the runtime's index (see `openclaw::render`).
 pub fn write_restore(
     dir: &Path,
     state: &SessionState,
     items: &[Item],
+    restored_at_ms: u64,
     blob: impl Fn(&Hash) -> anyhow::Result<Option<Vec<u8>>>,
 ) -> anyhow::Result<Written> {
     let mut files = Vec::new();
-    let rendered = openclaw::render(state, items);
+    let rendered = openclaw::render(state, items, restored_at_ms);
     for f in &rendered.files {
         write_atomic(&object_path(dir, &f.path)?, f.content.as_bytes())?;
         files.push(f.path.clone());
