@@ -410,6 +410,11 @@ fn inbound_identity_binding_failures_threads_and_freshness() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = telegram_update(&w, b::TELEGRAM_SECRET, &tg_message(502, -5, 1, "long template result"));
     assert_eq!(r.status, 200, "{:?}", r.body);
+    // workerd flushes console output after the answer: give it a moment to arrive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !w.logs().contains("not appended") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(w.logs().contains("not appended"), "the operator finds the reason in the log");
 
     // 13. A Slack thread: the root (top-level) and the replies in it are one session.

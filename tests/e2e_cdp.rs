@@ -143,7 +143,8 @@ fn discovery_endpoints_and_page_sockets() {
     let agent = v.body["User-Agent"].as_str().unwrap_or_default();
     assert!(product.contains("Chrome/"), "{}", v.body);
     assert!(
-        agent.starts_with("Mozilla/5.0") && agent.contains(product.split('/').nth(1).unwrap()),
+        agent.starts_with("Mozilla/5.0")
+            && agent.contains(&format!("Chrome/{}.", product.split(['/', '.']).nth(1).unwrap())),
         "{}",
         v.body
     );

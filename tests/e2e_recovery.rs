@@ -81,24 +81,6 @@ fn a_damaged_archived_segment_fails_verify() {
     assert_eq!(bad.body["error"]["code"], "bad_query");
 }
 
-/// A stray object already at the key the next segment goes to (`put_if_absent` keeps it): the
-/// archiver reads it back, finds other bytes, and replaces it before counting it as archived.
-#[test]
-fn the_archiver_replaces_a_segment_that_does_not_read_back() {
-    let w = Worker::start();
-    let k = session_key("readback");
-    let seg = segment::object_key(&k, 1, 10, 0);
-    let put = w.request("PUT", &object_path(&seg), Some(b"not a segment"));
-    assert_eq!(put.status, 200, "{:?}", put.body);
-    append_batch(&w, &k, 10, "m");
-    archived_to(&w, &k, 10);
-    let stored = w.get(&object_path(&seg)).bytes;
-    segment::verify(&stored, &k, |_, _| {}).expect("R2 holds the real segment");
-    let v = w.get(&format!("/v1/sessions/{k}/verify"));
-    assert_eq!(v.body["ok"], true, "{:?}", v.body);
-    assert_eq!(v.body["archive"]["ok"], true);
-}
-
 #[test]
 fn lost_storage_with_a_damaged_segment_recovers_records_the_gap_and_serves() {
     let w = Worker::start();

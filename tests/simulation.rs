@@ -30,7 +30,6 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use moltlog_core::chain::{self, Hash};
-use moltlog_core::codec;
 use moltlog_core::engine::{AppendOutcome, AppendRequest, Engine, Limits, NewEvent, Now, Planned};
 use moltlog_core::event::{
     Actor, DeliveryOutcome, DeliveryReceipt, EventBody, Lifecycle, Payload, Platform, Redaction,
@@ -909,11 +908,11 @@ impl Sim {
         // verifier's replay).
         let replayed = report.state.encode();
         let rebuilt = self.rebuild("check");
-        self.ensure(codec::encode(rebuilt.state()) == replayed, || {
+        self.ensure(rebuilt.state().encode() == replayed, || {
             "the rebuilt state differs from a full replay".into()
         });
         if let Some(live) = &self.engine {
-            self.ensure(codec::encode(live.state()) == replayed, || {
+            self.ensure(live.state().encode() == replayed, || {
                 format!("the live state (head {}) differs from the replayed state", live.head().seq)
             });
         }
