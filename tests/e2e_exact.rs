@@ -41,10 +41,10 @@ fn tail_frames(w: &Worker, key: &str, n: usize) -> Vec<String> {
     }
     let mut out = Vec::new();
     while out.len() < n {
-        if let Message::Text(t) = ws.read().expect("tail message") {
-            if !t.as_str().contains(r#""type":"live""#) {
-                out.push(t.as_str().to_owned());
-            }
+        if let Message::Text(t) = ws.read().expect("tail message")
+            && !t.as_str().contains(r#""type":"live""#)
+        {
+            out.push(t.as_str().to_owned());
         }
     }
     out

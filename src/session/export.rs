@@ -13,7 +13,7 @@ use moltlog_core::bundle::{Manifest, Tag, Writer};
 use moltlog_core::chain::Hash;
 use moltlog_core::engine::blob_object_key;
 use moltlog_core::segment;
-use moltlog_core::store::{LogStore, read_one};
+use moltlog_core::store::LogStore;
 use worker::{Bucket, Headers, Request, Response, console_error};
 
 use super::SessionDO;
