@@ -225,6 +225,7 @@ fn restore_into(w: &Worker, into: &Path, runtime: &str) {
             },
         },
         into: into.to_path_buf(),
+        agent: None,
         force: false,
         runtime: runtime.into(),
         restored_at: None,

@@ -94,9 +94,14 @@ Examples:
   moltlog-replay restore --url https://moltlog.example.com --token $MOLTLOG_TOKEN \\
       --session agent:main:main --into /sandbox/state
 
+  moltlog-replay restore --url http://127.0.0.1:8787 --agent main --into /sandbox/state \\
+      --restored-at 2026-12-01T10:00:00Z   # every agent:main:… session, one sessions.json
+
 Writes agents/<agentId>/sessions/sessions.json and <sessionId>.jsonl, plus moltlog/restore.json
 (open tool calls, browser state, head) and the blobs the transcript references. Refuses a non-empty
-directory unless --force.")]
+directory unless --force. With --agent: writes into an existing state dir (re-runs converge), each
+session's bundle under moltlog/sessions/<key>/, and refuses (exit 2) while the runtime's lock files
+are there or a transcript there is newer than the log.")]
     Restore(RestoreArgs),
 
     /// Show where two sessions, or two points of one session, diverge.
@@ -307,6 +312,11 @@ pub struct RestoreArgs {
     /// The runtime's state directory to write (e.g. ~/.openclaw in the sandbox).
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
+    /// Restore every session of this agent (keys `agent:ID:…`, from the Worker's session list or
+    /// R2's listing) into one state dir with one merged sessions.json, instead of one --session.
+    /// Re-runs converge; refuses (exit 2) if the runtime's lock files or a newer transcript are there.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
     /// Write into a directory that is not empty (files of the same name are replaced).
     #[arg(long)]
     pub force: bool,
@@ -359,18 +369,26 @@ pub enum Verdict {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = Ui::detect();
-    match run(cli, &ui) {
-        Ok(Verdict::Clean) => ExitCode::SUCCESS,
-        Ok(Verdict::Failed) => ExitCode::from(1),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if is_corrupt(&e) => {
-            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad("verification failed"));
-            ExitCode::from(1)
+    let r = run(cli, &ui);
+    let code = exit_code(&r);
+    if let Err(e) = &r {
+        if code != 0 {
+            let what = if code == 1 { "verification failed" } else { "error" };
+            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad(what));
         }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad("error"));
-            ExitCode::from(2)
-        }
+    }
+    ExitCode::from(code)
+}
+
+/// The exit status a command's end maps to: 0 clean (or a closed pipe), 1 the data failed
+/// verification, 2 a usage or IO error.
+pub fn exit_code(r: &anyhow::Result<Verdict>) -> u8 {
+    match r {
+        Ok(Verdict::Clean) => 0,
+        Ok(Verdict::Failed) => 1,
+        Err(e) if is_broken_pipe(e) => 0,
+        Err(e) if is_corrupt(e) => 1,
+        Err(_) => 2,
     }
 }
 

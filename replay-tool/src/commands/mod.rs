@@ -6,6 +6,7 @@ pub mod export;
 pub mod log;
 pub mod pull;
 pub mod restore;
+pub mod restore_agent;
 pub mod state;
 pub mod verify;
 

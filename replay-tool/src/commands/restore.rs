@@ -34,6 +34,9 @@ use crate::ui::Ui;
 use crate::{commands, source};
 
 pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
+    if let Some(agent) = &a.agent {
+        return super::restore_agent::run(a, agent, ui);
+    }
     if !a.force && is_non_empty_dir(&a.into)? {
         return Err(usage(format!(
             "{} is not empty; restore into an empty directory, or pass --force to write over files of the \

@@ -126,6 +126,38 @@ impl Api {
         }
     }
 
+    /// Every session whose key starts with `prefix`, from `GET /v1/sessions?prefix=&after=&limit=`,
+    /// paged on `next_after` (an operator route: needs an admin token or dev mode).
+    pub fn session_keys(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        let mut keys = Vec::new();
+        let mut after = String::new();
+        loop {
+            let path = format!("/v1/sessions?prefix={prefix}&after={after}&limit={PAGE}");
+            let mut resp = self.get(&path, None)?;
+            if resp.status().as_u16() != 200 {
+                return Err(self.refused(&format!("listing sessions {prefix}*"), resp));
+            }
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .map_err(|e| SourceError::Http(format!("reading the session list: {e}")))?;
+            let page: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| SourceError::Http(format!("the session list is not JSON: {e}")))?;
+            for s in page["sessions"].as_array().into_iter().flatten() {
+                if let Some(k) = s["key"].as_str() {
+                    keys.push(k.to_owned());
+                }
+            }
+            match page["next_after"].as_str() {
+                Some(next) if next > after.as_str() => after = next.to_owned(),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
     /// A blob's content; `None` when the server has no such blob.
     pub fn blob(&self, sha256: &Hash) -> Result<Option<Vec<u8>>, SourceError> {
         let hex = chain::to_hex(sha256);
