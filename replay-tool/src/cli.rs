@@ -371,11 +371,11 @@ pub fn main() -> ExitCode {
     let ui = Ui::detect();
     let r = run(cli, &ui);
     let code = exit_code(&r);
-    if let Err(e) = &r {
-        if code != 0 {
-            let what = if code == 1 { "verification failed" } else { "error" };
-            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad(what));
-        }
+    if let Err(e) = &r
+        && code != 0
+    {
+        let what = if code == 1 { "verification failed" } else { "error" };
+        let _ = writeln!(std::io::stderr(), "{}: {e:#}", ui.err_bad(what));
     }
     ExitCode::from(code)
 }

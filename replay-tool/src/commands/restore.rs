@@ -45,13 +45,7 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
         ))
         .into());
     }
-    let runtime = match a.runtime.as_str() {
-        "auto" => match runtime::installed_version(&std::env::var_os("PATH").unwrap_or_default())? {
-            Some(v) => Some(Runtime::from_version(&v)?),
-            None => None,
-        },
-        v => Some(Runtime::from_version(v)?),
-    };
+    let runtime = runtime_of(a)?;
     let spec = a.source.spec()?;
     let archive = source::open_archive(&spec, a.source.session(), ui, true)?;
     let bar = ui.bar(archive.last_named_seq(), "records", "verifying");
@@ -127,6 +121,17 @@ pub fn run(a: &RestoreArgs, ui: &Ui) -> anyhow::Result<Verdict> {
     }
     out.flush()?;
     Ok(Verdict::Clean)
+}
+
+/// The runtime `--runtime` names (`auto`: the `openclaw` package on PATH, None without one).
+pub fn runtime_of(a: &RestoreArgs) -> anyhow::Result<Option<Runtime>> {
+    Ok(match a.runtime.as_str() {
+        "auto" => match runtime::installed_version(&std::env::var_os("PATH").unwrap_or_default())? {
+            Some(v) => Some(Runtime::from_version(&v)?),
+            None => None,
+        },
+        v => Some(Runtime::from_version(v)?),
+    })
 }
 
 fn is_non_empty_dir(dir: &Path) -> anyhow::Result<bool> {

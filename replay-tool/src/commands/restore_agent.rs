@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::audit;
 use crate::cli::{RestoreArgs, Verdict, usage};
 use crate::layout::{object_path, write_atomic};
+use crate::runtime::Runtime;
 use crate::source::{self, SourceSpec, http};
 use crate::transcript::Transcript;
 use crate::ui::Ui;
@@ -78,6 +79,7 @@ pub fn run(a: &RestoreArgs, agent: &str, ui: &Ui) -> anyhow::Result<Verdict> {
             usage("give either --session KEY (one session) or --agent ID (all of its sessions)").into()
         );
     }
+    let runtime = super::restore::runtime_of(a)?;
     let spec = a.source.spec()?;
     let keys = list_sessions(&spec, agent, ui)?;
     if keys.is_empty() {
@@ -207,6 +209,8 @@ pub fn run(a: &RestoreArgs, agent: &str, ui: &Ui) -> anyhow::Result<Verdict> {
             })).collect::<Vec<_>>(),
             "files": files,
             "blobs_missing": blobs_missing,
+            "runtime": runtime.as_ref().map(|r| match r { Runtime::Jsonl { version } | Runtime::SqliteImport { version } => version.clone() }),
+            "next_step": runtime.as_ref().and_then(Runtime::next_step),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
@@ -221,6 +225,19 @@ pub fn run(a: &RestoreArgs, agent: &str, ui: &Ui) -> anyhow::Result<Verdict> {
                 ui.bad("missing"),
                 blobs_missing.len()
             )?;
+        }
+        match runtime.as_ref().map(Runtime::next_step) {
+            Some(Some(step)) => writeln!(
+                out,
+                "OpenClaw 2026.9.x imports these files once: OPENCLAW_STATE_DIR={} {step}",
+                a.into.display()
+            )?,
+            Some(None) => {}
+            None => writeln!(
+                out,
+                "No openclaw on PATH: 2026.2.x reads these files as they are; 2026.9.x needs `{}` once first",
+                crate::runtime::IMPORT_STEP
+            )?,
         }
     }
     out.flush()?;
