@@ -74,27 +74,6 @@ impl Client {
     }
 }
 
-/// Resident memory of the runtime's workerd processes (its process group), in bytes.
-fn workerd_rss_bytes(w: &Worker) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-        let pgrp: i32 = rest.split_whitespace().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if pgrp != w.pgid() || !head.contains("(workerd") {
-            continue;
-        }
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
-        total += kb * 1024;
-    }
-    total
-}
-
 fn wasm_memory_bytes(w: &Worker, key: &str) -> u64 {
     w.post(&format!("/__test/sessions/{key}/memory"), &json!({})).body["wasm_memory_bytes"]
         .as_u64()
@@ -115,7 +94,7 @@ fn main() {
     let probe = session_key("mem-probe");
     assert_eq!(w.append(&probe, &event(0)).status, 201);
     std::thread::sleep(Duration::from_secs(1));
-    let baseline = workerd_rss_bytes(&w);
+    let baseline = w.workerd_rss_bytes();
 
     let next = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -125,7 +104,7 @@ fn main() {
     std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                peak.fetch_max(workerd_rss_bytes(&w), Ordering::SeqCst);
+                peak.fetch_max(w.workerd_rss_bytes(), Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -155,11 +134,11 @@ fn main() {
     let load_s = start.elapsed().as_secs_f64();
     let under_load = peak.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(2));
-    let idle_loaded = workerd_rss_bytes(&w);
+    let idle_loaded = w.workerd_rss_bytes();
     let wasm_loaded = wasm_memory_bytes(&w, &probe);
     // workerd evicts an idle object after about 10 s (its memory, not its storage).
     std::thread::sleep(Duration::from_secs(30));
-    let evicted = workerd_rss_bytes(&w);
+    let evicted = w.workerd_rss_bytes();
 
     let per = |b: u64| mib(b.saturating_sub(baseline)) * 1024.0 / SESSIONS as f64;
     println!("## session memory on local workerd ({SESSIONS} sessions, {CLIENTS} clients)");

@@ -244,25 +244,7 @@ fn bodies_over_the_limit_are_refused_without_being_read() {
 
 /// The resident memory of the runtime's workerd process, in KiB.
 fn workerd_rss_kib(w: &Worker) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command's closing parenthesis: state, ppid, pgrp, …
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let pgrp: i32 = rest.split_whitespace().nth(2).and_then(|g| g.parse().ok()).unwrap_or(0);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if pgrp != w.pgid() || comm.trim() != "workerd" {
-            continue;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
+    w.workerd_rss_bytes() / 1024
 }
 
 /// Benchmark-style: what a 400 MiB chunked upload without credentials costs workerd, per route.

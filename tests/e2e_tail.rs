@@ -125,25 +125,9 @@ fn concurrent_writers_reach_every_tail_in_order() {
     }
 }
 
-/// Resident memory of the runtime's workerd processes (in the Worker's process group), in bytes.
+/// Resident memory of the runtime's workerd processes, in bytes (a Worker without one is a bug).
 fn workerd_rss_bytes(w: &Worker) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its ')'.
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-        let pgrp: i32 = rest.split_whitespace().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if pgrp != w.pgid() || !head.contains("(workerd") {
-            continue;
-        }
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
-        total += kb * 1024;
-    }
+    let total = w.workerd_rss_bytes();
     assert!(total > 0, "no workerd process found in group {}", w.pgid());
     total
 }

@@ -242,6 +242,29 @@ impl Worker {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
+    /// Resident memory of this Worker's workerd processes (its process group), in bytes; 0 when
+    /// none is found.
+    pub fn workerd_rss_bytes(&self) -> u64 {
+        let mut total = 0;
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+            // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+            let pgrp: i32 = rest.split_whitespace().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+            if pgrp != self.pgid() || !head.contains("(workerd") {
+                continue;
+            }
+            let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let kb: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            total += kb * 1024;
+        }
+        total
+    }
+
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
